@@ -1,0 +1,162 @@
+"""Typed errors and the one table that maps them to HTTP answers.
+
+Code raises a :class:`DocsumError` subclass; the handlers registered by
+:func:`install_error_handlers` turn it into ``{"error": {"code", "message", "request_id"}}``
+with the status from the class. FastAPI's own validation errors and Starlette's HTTP errors
+are answered in the same shape, so a client has one error format to parse.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .logs import request_id_var
+
+log = logging.getLogger(__name__)
+
+
+class DocsumError(Exception):
+    """Base of every error docsum answers on purpose."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None, **details: Any):
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+        self.details = details
+
+
+class InvalidInput(DocsumError):
+    status, code = 422, "invalid_input"
+
+
+class BadRequest(DocsumError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(DocsumError):
+    status, code = 401, "unauthorized"
+
+
+class NotFound(DocsumError):
+    status, code = 404, "not_found"
+
+
+class PayloadTooLarge(DocsumError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(DocsumError):
+    status, code = 415, "unsupported_media_type"
+
+
+class RateLimited(DocsumError):
+    status, code = 429, "rate_limited"
+
+
+class UpstreamError(DocsumError):
+    status, code = 502, "upstream_error"
+
+
+class Overloaded(DocsumError):
+    """The bounded queue is full: come back after ``Retry-After`` seconds."""
+
+    status, code = 503, "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, **details: Any):
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)}, **details)
+
+
+class ModelNotReady(DocsumError):
+    status, code = 503, "model_not_ready"
+
+
+class UpstreamUnavailable(DocsumError):
+    status, code = 503, "upstream_unavailable"
+
+
+class ShuttingDown(DocsumError):
+    status, code = 503, "shutting_down"
+
+
+class Timeout(DocsumError):
+    status, code = 504, "timeout"
+
+
+def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
+    """The JSON body of every error answer."""
+    err: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}
+    err.update(details)
+    return {"error": err}
+
+
+def _http_code(status: int) -> str:
+    return {
+        400: "bad_request",
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        429: "rate_limited",
+    }.get(status, "http_error")
+
+
+#: What FastAPI says when a body is not decodable (e.g. invalid UTF-8); we say what to do.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers once on the app: every error leaves in the same shape.
+
+    Unexpected exceptions are answered 500 by the request middleware, which still knows the
+    request id (Starlette's outermost error handler runs after it has been reset).
+    """
+
+    async def on_docsum(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DocsumError)
+        if exc.status >= 500:
+            log.warning("request failed", extra={"error_code": exc.code, "detail": exc.message})
+        return JSONResponse(
+            error_body(exc.code, exc.message, **exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse(
+            error_body("invalid_input", _validation_message(exc)), status_code=422
+        )
+
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        message = str(exc.detail)
+        if message == _FASTAPI_BODY_ERROR:
+            message = "the request body could not be read: send UTF-8 encoded JSON"
+        return JSONResponse(
+            error_body(_http_code(exc.status_code), message),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    app.add_exception_handler(DocsumError, on_docsum)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

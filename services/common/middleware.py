@@ -1,0 +1,150 @@
+"""The request middleware every service runs: request id, access log, metrics, body limit.
+
+Written as plain ASGI (not BaseHTTPMiddleware) because it sits on the gateway's hot path,
+where the whole overhead budget is a millisecond.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import metrics
+from .errors import PayloadTooLarge, error_body
+from .logs import new_request_id, request_id_var
+
+log = logging.getLogger("docsum.access")
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+#: Probe and scrape traffic is counted but not logged: it would drown the access log.
+_QUIET = frozenset({"/livez", "/readyz", "/metrics"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _too_large(limit: int) -> str:
+    return f"request body is over the limit of {limit} bytes; send less or split it"
+
+
+class RequestMiddleware:
+    """Take or make ``X-Request-ID``, return it, log one JSON line and count every request.
+
+    Bodies over ``max_body_bytes`` are refused with 413: at once when Content-Length says so,
+    or as soon as a chunked body passes the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        rid = given if given and _VALID_ID.match(given) else new_request_id()
+        token = request_id_var.set(rid)
+        scope.setdefault("state", {})["request_id"] = rid
+        start = time.perf_counter()
+        status = 500
+        limit = self.max_body_bytes
+        metrics.HTTP_IN_FLIGHT.inc()
+
+        started = False
+        too_large = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                if too_large:
+                    # The app turned our mid-body refusal into its own error: answer 413.
+                    started = True
+                    status = 413
+                    await self._send_error(send, rid, 413, "payload_too_large", _too_large(limit))
+                    return
+                status = message["status"]
+                started = True
+                headers = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                message = {**message, "headers": headers}
+            elif too_large:
+                return
+            await send(message)
+
+        received = 0
+
+        async def receive_wrapper() -> Message:
+            nonlocal received, too_large
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    too_large = True
+                    raise PayloadTooLarge(_too_large(limit))
+            return message
+
+        try:
+            length = _header(scope, b"content-length")
+            if length is not None and length.isdigit() and int(length) > limit:
+                status = 413
+                await self._send_error(send, rid, 413, "payload_too_large", _too_large(limit))
+            else:
+                await self.app(scope, receive_wrapper, send_wrapper)
+        except Exception:
+            log.exception("unhandled error", extra={"path": scope["path"]})
+            status = 500
+            if not started:
+                await self._send_error(
+                    send, rid, 500, "internal_error",
+                    "the server failed; the request id helps us find why",
+                )
+        finally:
+            elapsed = time.perf_counter() - start
+            metrics.HTTP_IN_FLIGHT.dec()
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
+            metrics.HTTP_DURATION.labels(template, method).observe(elapsed)
+            if scope["path"] not in _QUIET or status >= 400:
+                self._log(scope, status, elapsed)
+            request_id_var.reset(token)
+
+    @staticmethod
+    async def _send_error(send: Send, rid: str, status: int, code: str, message: str) -> None:
+        body = json.dumps(error_body(code, message)).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", rid.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _log(scope: Scope, status: int, elapsed: float) -> None:
+        extra: dict[str, Any] = {
+            "method": scope["method"],
+            "path": scope["path"],
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 2),
+        }
+        client = scope.get("client")
+        if client:
+            extra["client"] = client[0]
+        log.info("request", extra=extra)

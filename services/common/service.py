@@ -1,0 +1,130 @@
+"""Build a docsum FastAPI app and run it: the pieces every service shares.
+
+A model service gives :func:`create_app` its title, settings, health state and lifespan; it
+gets back an app with the request middleware, the error table, ``/livez``, ``/readyz`` and
+``/metrics``. :func:`serve` runs it under uvicorn, marking the service as draining the moment
+SIGTERM arrives so readiness fails while in-flight requests finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import FrameType
+from typing import Any, Protocol
+
+import uvicorn
+from fastapi import FastAPI
+
+from . import metrics
+from .batcher import DynamicBatcher
+from .errors import install_error_handlers
+from .health import Health, health_router
+from .middleware import RequestMiddleware
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+class LoadableModel(Protocol):
+    """What the kit needs of a model: a name, a version, a device, load and warm up."""
+
+    name: str
+    version: str
+
+    @property
+    def device(self) -> str: ...
+
+    def load(self) -> None: ...
+
+    def warmup(self) -> None: ...
+
+
+def create_app(
+    *,
+    title: str,
+    version: str,
+    settings: ServiceSettings,
+    health: Health,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app with the kit installed; the caller adds its routers."""
+    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    install_error_handlers(app)
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(health_router(health))
+    app.state.health = health
+    app.state.settings = settings
+    return app
+
+
+async def load_model(model: LoadableModel, health: Health) -> None:
+    """Load and warm ``model`` off the event loop, then mark the service ready.
+
+    /livez keeps answering meanwhile; a failure is recorded so /livez fails and the pod is
+    restarted, with the reason in the log and in the probe's body.
+    """
+    health.detail = {"model": model.name, "version": model.version}
+    try:
+        await asyncio.to_thread(model.load)
+        await asyncio.to_thread(model.warmup)
+    except Exception as exc:
+        health.failed = f"model {model.name} failed to load: {exc}"
+        log.exception("model load failed", extra={"model": model.name})
+        return
+    metrics.MODEL_INFO.labels(model.name, model.version, model.device).set(1)
+    health.detail["device"] = model.device
+    health.ready = True
+    log.info("model ready", extra={"model": model.name, "device": model.device})
+
+
+@asynccontextmanager
+async def model_lifespan(
+    model: LoadableModel,
+    health: Health,
+    batchers: list[DynamicBatcher[Any, Any]],
+    drain_timeout_s: float,
+) -> AsyncIterator[None]:
+    """Start the batchers, load the model in the background; on the way out, drain."""
+    for batcher in batchers:
+        batcher.start()
+    loading = asyncio.create_task(load_model(model, health))
+    try:
+        yield
+    finally:
+        health.draining = True
+        loading.cancel()
+        await asyncio.gather(loading, return_exceptions=True)
+        for batcher in batchers:
+            await batcher.close(drain_timeout_s)
+
+
+class _DrainingServer(uvicorn.Server):
+    """uvicorn, but readiness fails as soon as a stop signal arrives."""
+
+    def __init__(self, config: uvicorn.Config, health: Health) -> None:
+        super().__init__(config)
+        self.health = health
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.health.draining:
+            log.info("stop signal received; draining", extra={"signal": sig})
+        self.health.draining = True
+        super().handle_exit(sig, frame)
+
+
+def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Run ``app`` until SIGINT/SIGTERM, then finish in-flight requests and stop."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        lifespan="on",
+    )
+    _DrainingServer(config, app.state.health).run()

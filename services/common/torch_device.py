@@ -1,0 +1,54 @@
+"""Where a torch model runs and in which precision: decided once, at load.
+
+Only model services import this (the gateway has no torch).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(setting: str) -> torch.device:
+    """``auto`` → CUDA when a GPU is visible, else CPU; anything else is taken as given."""
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(setting)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {setting!r} asked for, but no CUDA device is visible")
+    return device
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); emulated bf16 is slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype for ``precision`` (auto, fp32, bf16, fp16); None means fp32.
+
+    auto: fp16 on CUDA, bf16 on a CPU that has it natively, fp32 otherwise.
+    """
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        return torch.float16
+    if device.type == "cuda":
+        return torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+def configure_threads(threads: int) -> None:
+    """Set torch's intra-op threads (0 keeps torch's default of one per core)."""
+    if threads > 0:
+        torch.set_num_threads(threads)

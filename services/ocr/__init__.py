@@ -1,0 +1,1 @@
+"""OCR service: line recognizer (model/), its training (train/) and weights (weights/)."""

@@ -1,0 +1,1 @@
+"""Synthetic-data training for the CRNN line recognizer (CPU)."""

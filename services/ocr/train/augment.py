@@ -1,0 +1,112 @@
+"""Scan-like degradation of a rendered text line (grey uint8, dark ink on light paper).
+
+Every step has a probability and a magnitude that grow with ``difficulty`` in [0, 1] (the
+curriculum: clean lines first, then the full range of real scans). Sizes are in pixels of
+the image as given (the renderer's resolution), angles in degrees.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def _maybe(rng: np.random.Generator, p: float) -> bool:
+    return bool(rng.random() < p)
+
+
+def stroke(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """Thicken (ink bleed) or thin (faded toner) strokes by one pixel."""
+    if not _maybe(rng, 0.35 * difficulty):
+        return img
+    k = np.ones((2, 2), np.uint8)
+    # Ink is dark: erode spreads dark pixels (bolder), dilate spreads paper (thinner).
+    return cv2.erode(img, k) if rng.random() < 0.5 else cv2.dilate(img, k)
+
+
+def geometry(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """Small rotation (±3°), shear (italic-like slant, ±0.15) or perspective, paper-white fill."""
+    h, w = img.shape
+    if _maybe(rng, 0.4 * difficulty):
+        angle = rng.uniform(-3, 3) * difficulty
+        shear = rng.uniform(-0.15, 0.15) if rng.random() < 0.3 else 0.0
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
+        m[0, 1] += shear
+        m[0, 2] -= shear * h / 2
+        img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
+    if _maybe(rng, 0.1 * difficulty):
+        d = 0.04 * h * difficulty
+        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        dst = (src + rng.uniform(-d, d, src.shape)).astype(np.float32)
+        img = cv2.warpPerspective(
+            img, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=255
+        )
+    return img
+
+
+def resolution(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """Lower the sampling rate (a low-dpi scan): crop height down to 16–32 px."""
+    h, w = img.shape
+    if not _maybe(rng, 0.5 * difficulty) or h < 16:
+        return img
+    target = rng.uniform(16, 32)
+    if target >= h:
+        return img
+    f = target / h
+    return cv2.resize(
+        img, (max(4, round(w * f)), max(4, round(h * f))), interpolation=cv2.INTER_AREA
+    )
+
+
+def photometric(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """Blur, ink/paper grey levels, uneven light, noise, speckle; optional binarization."""
+    out = img.astype(np.float32)
+    h, w = out.shape
+    if _maybe(rng, 0.5 * difficulty):
+        # Sigma relative to a 32 px line: the same blur wipes out a 16 px line twice as much.
+        s = rng.uniform(0.3, 0.9 * difficulty + 0.3) * min(1.5, max(0.5, h / 32))
+        out = cv2.GaussianBlur(out, (0, 0), s)
+    ink, paper = rng.uniform(0, 90 * difficulty), rng.uniform(255 - 90 * difficulty, 255)
+    out = ink + (paper - ink) * out / 255.0
+    if _maybe(rng, 0.2 * difficulty):  # uneven light: a linear gradient across the line
+        g = np.linspace(rng.uniform(-40, 0), rng.uniform(-40, 0), w, dtype=np.float32)
+        out += g[None, :]
+    if _maybe(rng, 0.5 * difficulty):
+        out += rng.normal(0, rng.uniform(2, 14 * difficulty + 2), out.shape).astype(np.float32)
+    if _maybe(rng, 0.12 * difficulty):  # dust and toner speckle
+        n = int(out.size * rng.uniform(0.0005, 0.004))
+        ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+        out[ys, xs] = rng.choice([0.0, 255.0], n)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if _maybe(rng, 0.5):  # most evaluation scans are binarized: learn the jagged edges
+        if rng.random() < 0.6:
+            _, out = cv2.threshold(out, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        else:
+            lo, hi = int(out.min()), int(out.max())
+            t = lo + (hi - lo) * rng.uniform(0.35, 0.65)
+            out = np.where(out > t, 255, 0).astype(np.uint8)
+    return out
+
+
+def jpeg(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """JPEG block artefacts (phone photos, receipts), quality 25–90."""
+    if not _maybe(rng, 0.2 * difficulty):
+        return img
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(25, 90))])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else img
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator, difficulty: float = 1.0) -> np.ndarray:
+    """Full chain: stroke → geometry → resolution → photometric → JPEG. Same shape semantics
+    (grey uint8, dark on light); the size may shrink (resolution step)."""
+    inverted = _maybe(rng, 0.05 * difficulty)
+    img = stroke(img, rng, difficulty)
+    img = geometry(img, rng, difficulty)
+    img = resolution(img, rng, difficulty)
+    if inverted:
+        # A light-on-dark line that the page pipeline inverted back: the scan noise happened
+        # on the inverted image.
+        img = 255 - photometric(255 - img, rng, difficulty)
+    else:
+        img = photometric(img, rng, difficulty)
+    return jpeg(img, rng, difficulty)

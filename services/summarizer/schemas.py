@@ -1,0 +1,34 @@
+"""The summarizer's request and response bodies."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class SummarizeRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The document's text (UTF-8). Line-wrapped OCR text is fine.")
+    max_sentences: int | None = Field(
+        None, ge=1, le=1000, description="At most this many sentences in the summary."
+    )
+    ratio: float | None = Field(
+        None, gt=0, le=1, description="Summary length as a fraction of the document's sentences."
+    )
+
+
+class SentenceOut(BaseModel):
+    index: int = Field(description="Position of the sentence in the document, from 0.")
+    text: str
+    score: float = Field(description="Centrality in [0, 1]; higher is more central.")
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: str
+
+
+class SummarizeResponse(BaseModel):
+    summary: str = Field(description="The chosen sentences in document order, space-joined.")
+    sentences: list[SentenceOut]
+    model: ModelOut

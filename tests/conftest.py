@@ -1,0 +1,96 @@
+"""Shared fixtures: real services started as processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveService:
+    """A ``docsum serve <name>`` child process and where it listens."""
+
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout_s: float = 180.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{self.logs()[-4000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} not ready in {timeout_s} s:\n{self.logs()[-4000:]}")
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+
+def start_service(
+    name: str, tmp: Path, env: dict[str, str] | None = None, wait: bool = True
+) -> LiveService:
+    """Start ``docsum serve name`` on a free port with ``DOCSUM_<NAME>_*`` overrides."""
+    port = free_port()
+    prefix = f"DOCSUM_{name.upper()}_"
+    full_env = {**os.environ, f"{prefix}PORT": str(port), "HF_HUB_OFFLINE": "1"}
+    full_env.update(env or {})
+    log_path = tmp / f"{name}-{port}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "docsum.cli", "serve", name],
+        env=full_env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    svc = LiveService(name, port, proc, log_path)
+    if wait:
+        svc.wait_ready()
+    return svc
+
+
+@pytest.fixture(scope="session")
+def summarizer_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    svc = start_service(
+        "summarizer",
+        tmp_path_factory.mktemp("summarizer"),
+        {"DOCSUM_SUMMARIZER_BATCH__MAX_WAIT_MS": "20", "DOCSUM_SUMMARIZER_MAX_TEXT_BYTES": "200000"},
+    )
+    yield svc
+    svc.stop()

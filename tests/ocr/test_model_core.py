@@ -1,0 +1,174 @@
+"""Fast CPU tests of the OCR recognizer core: charset, CTC decoding, CRNN, checkpoints, synth."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from docsum.ocr.model import (
+    CRNN,
+    DEFAULT_CHARSET,
+    WIDTH_DOWNSAMPLE,
+    Charset,
+    CRNNConfig,
+    batch_lines,
+    greedy_decode,
+    load_checkpoint,
+    output_lengths,
+    preprocess_line,
+    save_checkpoint,
+    to_ascii,
+    width_buckets,
+)
+from docsum.ocr.model.charset import CHARS
+
+
+def test_charset_round_trip_and_folding() -> None:
+    text = "Price: £12.50 — “quoted” it’s 25°C • © 2024 ~{}|"
+    ids = DEFAULT_CHARSET.encode(text)
+    assert 0 not in ids and len(ids) == len(text)
+    assert DEFAULT_CHARSET.decode(ids) == text
+    assert DEFAULT_CHARSET.num_classes == len(CHARS) + 1 == 107
+    # Look-alikes outside the alphabet are folded, unknown scripts dropped.
+    assert DEFAULT_CHARSET.fold("ﬁne\u00a0wait…") == "fine wait..."
+    assert DEFAULT_CHARSET.encode("a\u4e2db") == DEFAULT_CHARSET.encode("ab")
+    assert to_ascii("“it’s” 67–120") == '"it\'s" 67-120'
+    with pytest.raises(ValueError):
+        Charset("abca")
+
+
+def _log_probs(frames: list[list[tuple[int, float]]], num_classes: int = 107) -> torch.Tensor:
+    """[T, 1, C] log-probs where each frame puts probability p on class c, the rest spread."""
+    t = torch.full((len(frames), 1, num_classes), 1e-9)
+    for i, (c, p) in enumerate(f[0] for f in frames):
+        t[i, 0, :] = (1 - p) / (num_classes - 1)
+        t[i, 0, c] = p
+    return t.log()
+
+
+def test_greedy_decode_collapses_repeats_and_blanks() -> None:
+    cs = DEFAULT_CHARSET
+    a, b = cs.encode("a")[0], cs.encode("b")[0]
+    # a a _ a b b _  -> "aab"  (blank separates the repeated a)
+    frames = [[(a, 0.9)], [(a, 0.6)], [(0, 0.99)], [(a, 0.8)], [(b, 0.7)], [(b, 0.95)], [(0, 0.9)]]
+    (d,) = greedy_decode(_log_probs(frames), cs)
+    assert d.text == "aab"
+    # Per char: max prob over its run; line confidence: the minimum of those.
+    assert d.char_probs == pytest.approx((0.9, 0.8, 0.95), abs=1e-5)
+    assert d.confidence == pytest.approx(0.8, abs=1e-5)
+
+
+def test_greedy_decode_respects_lengths_and_empty_lines() -> None:
+    cs = DEFAULT_CHARSET
+    c = cs.encode("c")[0]
+    lp = torch.cat(
+        [
+            _log_probs([[(c, 0.9)], [(0, 0.9)], [(c, 0.9)]]),
+            _log_probs([[(0, 0.7)], [(0, 0.5)], [(c, 0.9)]]),
+        ],
+        dim=1,
+    )
+    full, cut = greedy_decode(lp, cs, lengths=[3, 2])
+    assert full.text == "cc"
+    assert cut.text == "" and cut.confidence == pytest.approx(0.6, abs=1e-5)
+    with pytest.raises(ValueError):
+        greedy_decode(lp[0], cs)
+
+
+@pytest.mark.parametrize("width", [16, 100, 803])
+def test_crnn_forward_shapes(width: int) -> None:
+    model = CRNN(CRNNConfig(channels=(8, 8, 16, 16, 16), hidden=16)).eval()
+    lines = [
+        preprocess_line(np.full((40, width), 255, np.uint8)),
+        preprocess_line(np.full((20, width // 2 + 4), 255, np.uint8)),
+    ]
+    x, widths = batch_lines(lines)
+    assert x.shape[-1] % WIDTH_DOWNSAMPLE == 0 and x.shape[2] == 32
+    with torch.inference_mode():
+        lp = model(x)
+    assert lp.shape == (x.shape[-1] // WIDTH_DOWNSAMPLE, 2, 107)
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(lp.shape[:2]), atol=1e-4)
+    assert (output_lengths(widths) <= lp.shape[0]).all()
+    with pytest.raises(ValueError):
+        model(torch.zeros(1, 1, 24, 64))
+
+
+def test_fuse_for_inference_keeps_outputs() -> None:
+    from docsum.ocr.model.crnn import fuse_for_inference
+
+    torch.manual_seed(0)
+    model = CRNN(CRNNConfig(channels=(8, 8, 16, 16, 16), hidden=16))
+    for m in model.modules():  # non-trivial BatchNorm statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+    model.eval()
+    x = torch.rand(2, 1, 32, 96)
+    with torch.inference_mode():
+        ref = model(x)
+        fused = fuse_for_inference(model)(x)
+    assert torch.allclose(ref, fused, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
+def test_preprocess_line_normalizes_height_and_contrast() -> None:
+    img = np.full((64, 300), 200, np.uint8)
+    img[20:40, 10:290] = 40
+    out = preprocess_line(img, 32)
+    assert out.shape == (32, 150) and out.dtype == np.float32
+    assert out.min() == 0.0 and out.max() == 1.0
+    assert preprocess_line(np.full((10, 10), 128, np.uint8)).min() == 1.0  # blank stays white
+
+
+def test_width_buckets_group_similar_widths() -> None:
+    widths = [50, 400, 60, 390, 55, 410]
+    buckets = width_buckets(widths, 3)
+    assert [sorted(widths[i] for i in b) for b in buckets] == [[50, 55, 60], [390, 400, 410]]
+
+
+def test_checkpoint_round_trip(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = CRNN(CRNNConfig(channels=(8, 8, 16, 16, 16), hidden=16)).eval()
+    x = torch.rand(2, 1, 32, 64)
+    for half in (False, True):
+        path = tmp_path / f"m{half}.pt"
+        save_checkpoint(path, model, DEFAULT_CHARSET, {"step": 7}, half=half)
+        loaded, cs, ck = load_checkpoint(path)
+        assert ck["meta"]["step"] == 7 and cs.chars == DEFAULT_CHARSET.chars
+        assert loaded.config == model.config
+        with torch.inference_mode():
+            diff = (loaded(x) - model(x)).abs().max().item()
+        assert diff < (5e-2 if half else 1e-6)
+
+
+def test_synth_renders_a_line_for_the_given_text() -> None:
+    from docsum.ocr.train.fonts import find_fonts
+    from docsum.ocr.train.synth import LineSynth
+
+    fonts = find_fonts()
+    if not fonts:
+        pytest.skip("no fonts installed (scripts/install_fonts.sh)")
+    synth = LineSynth(fonts[:20], seed=1)
+    img, label = synth.render("Hello, world 123", difficulty=0.0)
+    assert img.dtype == np.uint8 and img.ndim == 2
+    assert img.min() < 100 and img.max() > 200  # ink on paper
+    assert img.shape[1] > 3 * img.shape[0]  # a 16-character line is wide
+    assert label == "Hello, world 123"
+    line, text = synth.sample(difficulty=1.0)
+    assert line.shape[0] == 32 and line.shape[1] >= 4 and text
+    assert math.isfinite(float(line.mean()))
+
+
+def test_corpus_covers_every_character() -> None:
+    from docsum.ocr.train.corpus import TextSampler
+
+    sampler = TextSampler(random.Random(0))
+    lines = [sampler.line() for _ in range(3000)]
+    assert all(1 <= len(t) <= 80 and t == t.strip() for t in lines)
+    seen = set("".join(lines))
+    assert set(CHARS) <= seen
+    lower = sum(c.islower() for t in lines for c in t)
+    assert lower > 0.5 * sum(len(t) for t in lines)  # mostly lower-case prose
