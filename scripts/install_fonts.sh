@@ -54,12 +54,18 @@ if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
   done
   if ((${#missing[@]})); then
-    apt-get update -qq
-    # Install one by one so a package missing from this Debian release skips, not fails, the rest.
-    for p in "${missing[@]}"; do
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$p" \
-        >/dev/null 2>&1 || echo "install_fonts: apt package $p not available, skipped" >&2
-    done
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    apt_install() {  # waits for a dpkg lock held by another install instead of failing
+      DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+        --no-install-recommends "$@" >/dev/null 2>&1
+    }
+    # All at once; if that fails, one by one so a package missing from this Debian release
+    # skips, not fails, the rest.
+    if ! apt_install "${missing[@]}"; then
+      for p in "${missing[@]}"; do
+        apt_install "$p" || echo "install_fonts: apt package $p not available, skipped" >&2
+      done
+    fi
   fi
 else
   echo "install_fonts: not root or no apt-get: Debian fonts skipped" >&2

@@ -29,7 +29,7 @@ class SentenceEncoder:
         *,
         device: str = "auto",
         precision: str = "auto",
-        max_tokens: int = 64,
+        max_tokens: int = 48,
         batch_size: int = 64,
     ) -> None:
         self.model_path = model_path

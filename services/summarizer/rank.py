@@ -7,6 +7,11 @@ that later text elaborates on is central, one that only repeats earlier text is 
 below a threshold, set between the smallest and largest similarity by ``threshold``, are
 dropped, so only strong links count. Selection is then greedy MMR: each pick trades
 centrality against similarity to what was already picked (``redundancy``). Pure numpy.
+
+Two parameter sets are used (see settings): long documents (news) rank best with a strong
+penalty on repeating earlier text and every edge kept — the text's own order carries the lead;
+short ones (abstracts, a few sentences) with no order penalty and only strong edges kept, so
+the sentence most of the others elaborate on wins. ``bench/tune_rank.py`` shows the grid.
 """
 
 from __future__ import annotations
@@ -23,11 +28,11 @@ class RankConfig:
     #: λ2: weight of edges to later sentences.
     forward_weight: float = 1.0
     #: λ1: weight of edges to earlier sentences (negative: repeating earlier text costs).
-    backward_weight: float = -0.5
+    backward_weight: float = -2.0
     #: β in [0, 1): edges below min + β·(max − min) of a document's similarities are dropped.
-    threshold: float = 0.6
+    threshold: float = 0.0
     #: MMR trade-off in [0, 1]: 0 ignores redundancy, 1 picks only for novelty.
-    redundancy: float = 0.5
+    redundancy: float = 0.3
     #: Sentences with fewer words are picked only when nothing else is left.
     min_words: int = 5
 

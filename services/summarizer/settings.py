@@ -29,7 +29,7 @@ class SummarizerSettings(ModelServiceSettings):
     #: Compute precision: auto (bf16 on CPUs that have it, fp16 on CUDA), fp32, bf16, fp16.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     #: Tokens per sentence the encoder reads; longer sentences are cut.
-    max_tokens: int = Field(64, ge=8, le=512)
+    max_tokens: int = Field(48, ge=8, le=512)
     #: Sentences per encoder forward pass.
     encode_batch_size: int = Field(64, ge=1, le=1024)
     #: Largest text accepted, in bytes of UTF-8 (413 above it).
@@ -38,7 +38,13 @@ class SummarizerSettings(ModelServiceSettings):
     max_document_sentences: int = Field(500, ge=1)
     #: Summary length when the request gives neither max_sentences nor ratio.
     default_max_sentences: int = Field(3, ge=1)
+    #: Ranking knobs for documents of more than ``short_document_sentences`` sentences.
     rank: RankConfig = Field(default_factory=RankConfig)
+    #: Ranking knobs for short documents (abstracts, notes).
+    rank_short: RankConfig = Field(
+        default_factory=lambda: RankConfig(backward_weight=0.0, threshold=0.6, redundancy=0.3)
+    )
+    short_document_sentences: int = Field(10, ge=1)
     batch: BatchSettings = Field(
         default_factory=lambda: BatchSettings(max_batch_size=16, max_wait_ms=5.0)
     )

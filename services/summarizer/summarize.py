@@ -18,7 +18,7 @@ import numpy as np
 from ..common.errors import InvalidInput
 from ..common.metrics import stage_timer
 from .encoder import SentenceEncoder
-from .rank import RankConfig, centrality, select
+from .rank import centrality, select
 from .sentences import Sentence, normalize, split_sentences
 from .settings import SummarizerSettings
 
@@ -83,7 +83,6 @@ class Summarizer:
         self.settings = settings
         self.name = settings.model_name
         self.version = METHOD_VERSION
-        self.rank_config: RankConfig = settings.rank
         self.encoder: SentenceEncoder | None = None
 
     @property
@@ -144,7 +143,9 @@ class Summarizer:
         k = summary_length(
             len(doc), request.max_sentences, request.ratio, self.settings.default_max_sentences
         )
+        short = len(doc) <= self.settings.short_document_sentences
+        config = self.settings.rank_short if short else self.settings.rank
         sim = vectors @ vectors.T
-        scores = centrality(sim, self.rank_config)
-        chosen = select(scores, sim, k, [s.words for s in doc], self.rank_config)
+        scores = centrality(sim, config)
+        chosen = select(scores, sim, k, [s.words for s in doc], config)
         return Summary([ScoredSentence(i, doc[i].text, round(float(scores[i]), 4)) for i in chosen])

@@ -195,6 +195,7 @@ def save_checkpoint(
     os.close(fd)
     try:
         torch.save(ckpt, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; weights are read by other users/containers
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

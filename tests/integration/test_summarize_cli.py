@@ -1,0 +1,57 @@
+"""`docsum summarize` as a user runs it: a text file, stdin, and JSONL in batches."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+DOC = (
+    "Engineers finished the new bridge across the river on Monday. "
+    "The bridge cuts the drive between the two towns from forty minutes to ten. "
+    "It cost 120 million pounds, paid by the regional government. "
+    "Local shops expect more customers from the other town."
+)
+
+
+def _docsum(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "docsum.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_text_from_stdin_prints_the_summary_sentences() -> None:
+    out = _docsum("summarize", "-", "--max-sentences", "2", stdin=DOC)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 2 and all(line in DOC for line in lines)
+
+
+def test_jsonl_keeps_order_and_fails_bad_lines_alone(tmp_path: Path) -> None:
+    rows = [
+        json.dumps({"id": "a", "text": DOC}),
+        "{broken json",
+        json.dumps({"id": "c", "article": DOC}),
+        json.dumps({"id": "d", "text": "   "}),
+        json.dumps({"id": "e", "text": "One sentence only."}),
+    ]
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(rows) + "\n")
+    out = _docsum("summarize", "--jsonl", str(path), "--max-sentences", "1", "--batch", "2")
+    assert out.returncode == 1  # some lines failed
+    got = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [g["id"] for g in got] == ["a", 2, "c", "d", "e"]
+    assert got[0]["summary"] in DOC and got[0]["summary"] == got[2]["summary"]
+    assert "not JSON" in got[1]["error"] and "text" in got[3]["error"]
+    assert got[4]["summary"] == "One sentence only."
+    assert "summarized 5 documents (2 failed)" in out.stderr
