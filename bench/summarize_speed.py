@@ -48,7 +48,11 @@ def _port() -> int:
 
 def http_figures(article: str, others: list[str]) -> dict[str, float]:
     port = _port()
-    env = {**os.environ, "DOCSUM_SUMMARIZER_PORT": str(port), "DOCSUM_SUMMARIZER_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DOCSUM_SUMMARIZER_PORT": str(port),
+        "DOCSUM_SUMMARIZER_LOG_LEVEL": "WARNING",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "docsum.cli", "serve", "summarizer"],
         env=env,
@@ -77,7 +81,9 @@ def http_figures(article: str, others: list[str]) -> dict[str, float]:
                 async def worker() -> None:
                     while queue:
                         text = queue.pop()
-                        (await c.post(f"{url}/v1/summarize", json={"text": text})).raise_for_status()
+                        (
+                            await c.post(f"{url}/v1/summarize", json={"text": text})
+                        ).raise_for_status()
 
                 t = time.perf_counter()
                 await asyncio.gather(*(worker() for _ in range(16)))

@@ -90,7 +90,10 @@ def summarizer_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
     svc = start_service(
         "summarizer",
         tmp_path_factory.mktemp("summarizer"),
-        {"DOCSUM_SUMMARIZER_BATCH__MAX_WAIT_MS": "20", "DOCSUM_SUMMARIZER_MAX_TEXT_BYTES": "200000"},
+        {
+            "DOCSUM_SUMMARIZER_BATCH__MAX_WAIT_MS": "20",
+            "DOCSUM_SUMMARIZER_MAX_TEXT_BYTES": "200000",
+        },
     )
     yield svc
     svc.stop()

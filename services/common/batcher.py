@@ -11,6 +11,7 @@ that broke it is the only one that fails. When the queue is full, ``submit`` rai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -24,36 +25,39 @@ from .settings import BatchSettings
 
 log = logging.getLogger(__name__)
 
-I = TypeVar("I")  # noqa: E741 - the item type
-O = TypeVar("O")
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 
 #: What a model call returns: one result or one exception per item, in order.
-BatchFn = Callable[[list[I]], Sequence[O | BaseException]]
+BatchFn = Callable[[list[ItemT]], Sequence[ResultT | BaseException]]
 
 
 @dataclass
-class _Pending(Generic[I, O]):
-    item: I
-    future: asyncio.Future[O]
+class _Pending(Generic[ItemT, ResultT]):
+    item: ItemT
+    future: asyncio.Future[ResultT]
     enqueued: float = field(default_factory=time.perf_counter)
 
 
-class DynamicBatcher(Generic[I, O]):
+class DynamicBatcher(Generic[ItemT, ResultT]):
     """Gather items from concurrent callers into batches for ``run_batch``.
 
     ``run_batch`` runs in one dedicated thread, so the model is never entered twice at once and
     the event loop stays free to take requests while a batch runs.
     """
 
-    def __init__(self, name: str, run_batch: BatchFn[I, O], settings: BatchSettings) -> None:
+    def __init__(
+        self, name: str, run_batch: BatchFn[ItemT, ResultT], settings: BatchSettings
+    ) -> None:
         self.name = name
         self.settings = settings
         self._run_batch = run_batch
-        self._queue: asyncio.Queue[_Pending[I, O]] = asyncio.Queue(settings.max_queue_size)
+        self._queue: asyncio.Queue[_Pending[ItemT, ResultT]] = asyncio.Queue(
+            settings.max_queue_size
+        )
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{name}")
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
-        self._busy = False
         self._depth = metrics.QUEUE_DEPTH.labels(name)
         self._wait = metrics.QUEUE_WAIT.labels(name)
         self._size = metrics.BATCH_SIZE.labels(name)
@@ -68,11 +72,13 @@ class DynamicBatcher(Generic[I, O]):
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._loop(), name=self.name)
 
-    async def submit(self, item: I, timeout_s: float | None = None) -> O:
+    async def submit(self, item: ItemT, timeout_s: float | None = None) -> ResultT:
         """Queue ``item`` and wait for its result; raise its own exception if it failed."""
         if self._closing:
             raise ShuttingDown("the service is shutting down; retry on another replica")
-        pending: _Pending[I, O] = _Pending(item, asyncio.get_running_loop().create_future())
+        pending: _Pending[ItemT, ResultT] = _Pending(
+            item, asyncio.get_running_loop().create_future()
+        )
         try:
             self._queue.put_nowait(pending)
         except asyncio.QueueFull:
@@ -96,9 +102,9 @@ class DynamicBatcher(Generic[I, O]):
     async def close(self, drain_timeout_s: float = 30.0) -> None:
         """Refuse new items, finish the queued ones, then stop the worker and its thread."""
         self._closing = True
-        deadline = time.monotonic() + drain_timeout_s
-        while (self._queue.qsize() or self._busy) and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        # Every item taken from the queue is marked done once its batch has run.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), drain_timeout_s)
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -108,7 +114,7 @@ class DynamicBatcher(Generic[I, O]):
                 left.future.set_exception(ShuttingDown("the service stopped before this item ran"))
         self._executor.shutdown(wait=True)
 
-    async def _gather(self) -> list[_Pending[I, O]]:
+    async def _gather(self) -> list[_Pending[ItemT, ResultT]]:
         first = await self._queue.get()
         batch = [first]
         deadline = time.perf_counter() + self.settings.max_wait_ms / 1000.0
@@ -127,16 +133,16 @@ class DynamicBatcher(Generic[I, O]):
             except TimeoutError:
                 break
         self._depth.set(self._queue.qsize())
-        return [p for p in batch if not p.future.done()]  # skip items whose caller left
+        return batch
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = await self._gather()
-            if not batch:
-                continue
-            self._busy = True
+            taken = await self._gather()
+            batch = [p for p in taken if not p.future.done()]  # skip items whose caller left
             try:
+                if not batch:
+                    continue
                 started = time.perf_counter()
                 for p in batch:
                     self._wait.observe(started - p.enqueued)
@@ -158,9 +164,10 @@ class DynamicBatcher(Generic[I, O]):
                         p.future.set_exception(ShuttingDown("the service stopped mid-batch"))
                 raise
             finally:
-                self._busy = False
+                for _ in taken:
+                    self._queue.task_done()
 
-    def _run_safely(self, items: list[I]) -> Sequence[O | BaseException]:
+    def _run_safely(self, items: list[ItemT]) -> Sequence[ResultT | BaseException]:
         """Run the batch; if it fails as a whole, run each item alone to isolate the bad one."""
         try:
             results = self._run_batch(items)
@@ -174,7 +181,7 @@ class DynamicBatcher(Generic[I, O]):
                 "batch failed as a whole; retrying its items one by one",
                 extra={"model": self.name, "batch_size": len(items), "error": repr(exc)},
             )
-            out: list[O | BaseException] = []
+            out: list[ResultT | BaseException] = []
             for item in items:
                 try:
                     out.extend(self._run_batch([item]))

@@ -142,9 +142,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return JSONResponse(
-            error_body("invalid_input", _validation_message(exc)), status_code=422
-        )
+        return JSONResponse(error_body("invalid_input", _validation_message(exc)), status_code=422)
 
     async def on_http(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

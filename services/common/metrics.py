@@ -31,9 +31,7 @@ HTTP_DURATION = Histogram(
     ["route", "method"],
     buckets=LATENCY_BUCKETS,
 )
-HTTP_IN_FLIGHT = Gauge(
-    "docsum_http_requests_in_flight", "Requests being served right now."
-)
+HTTP_IN_FLIGHT = Gauge("docsum_http_requests_in_flight", "Requests being served right now.")
 STAGE_DURATION = Histogram(
     "docsum_inference_stage_duration_seconds",
     "Time spent in one stage of inference for one batch (or one document), in seconds.",

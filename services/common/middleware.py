@@ -105,7 +105,10 @@ class RequestMiddleware:
             status = 500
             if not started:
                 await self._send_error(
-                    send, rid, 500, "internal_error",
+                    send,
+                    rid,
+                    500,
+                    "internal_error",
                     "the server failed; the request id helps us find why",
                 )
         finally:

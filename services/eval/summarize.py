@@ -71,9 +71,7 @@ def read_examples(path: Path) -> tuple[DatasetFormat, list[Example]]:
                 fmt = fmt or DatasetFormat("paper", 6)
                 if row.get("abstract_in_body"):
                     continue
-                body = "\n\n".join(
-                    " ".join(sec.get("sentences", [])) for sec in row["sections"]
-                )
+                body = "\n\n".join(" ".join(sec.get("sentences", [])) for sec in row["sections"])
                 golds = row.get("human_summaries") or [row.get("gold_summary", "")]
                 refs = [_sentences(g) for g in golds if g]
                 examples.append(Example(str(row.get("paper_id", n)), body, refs))
@@ -129,7 +127,9 @@ def evaluate(path: Path, k: int | None, summarizer: Any, batch_size: int = 16) -
     seconds = 0.0
     for chunk in batches(examples, batch_size):
         start = time.perf_counter()
-        results = summarizer.summarize_batch([SummaryRequest(e.text, max_sentences=k) for e in chunk])
+        results = summarizer.summarize_batch(
+            [SummaryRequest(e.text, max_sentences=k) for e in chunk]
+        )
         seconds += time.perf_counter() - start
         for ex, res in zip(chunk, results, strict=True):
             sentences = [s.text for s in res.sentences] if isinstance(res, Summary) else []

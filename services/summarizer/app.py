@@ -61,7 +61,9 @@ def build_app(settings: SummarizerSettings | None = None) -> FastAPI:
         summary = await batcher.submit(request, timeout_s=settings.request_timeout_s)
         return SummarizeResponse(
             summary=summary.text,
-            sentences=[SentenceOut(index=s.index, text=s.text, score=s.score) for s in summary.sentences],
+            sentences=[
+                SentenceOut(index=s.index, text=s.text, score=s.score) for s in summary.sentences
+            ],
             model=ModelOut(name=model.name, version=model.version),
         )
 

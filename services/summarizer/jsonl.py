@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any, TextIO
 
-from .summarize import Summarizer, SummaryRequest
+from .summarize import Summarizer, Summary, SummaryRequest
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +82,17 @@ def summarize_jsonl(
     for chunk in _chunks(fh, batch):
         todo = [(i, text) for i, (_, text, err) in enumerate(chunk) if err is None and text]
         requests = [SummaryRequest(text, max_sentences, ratio) for _, text in todo]
-        results: dict[int, Any] = dict(
+        results: dict[int, Summary | Exception] = dict(
             zip((i for i, _ in todo), model.summarize_batch(requests), strict=True)
         )
         failed = 0
         for i, (doc_id, _, err) in enumerate(chunk):
             result = results.get(i)
-            if err is None and isinstance(result, Exception):
+            if err is None and not isinstance(result, Summary):
                 err = str(result)
-            if err is not None:
+            if err is not None or not isinstance(result, Summary):
                 failed += 1
-                row: dict[str, Any] = {"id": doc_id, "error": err}
+                row: dict[str, Any] = {"id": doc_id, "error": err or "failed"}
             else:
                 row = {"id": doc_id, "summary": "\n".join(s.text for s in result.sentences)}
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

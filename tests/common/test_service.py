@@ -83,7 +83,9 @@ async def test_validation_and_routing_errors_share_the_shape(client: httpx.Async
     r = await client.post("/echo", json={"n": "x"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input"
     assert "n" in r.json()["error"]["message"]
-    r = await client.post("/echo", content=b"{not json", headers={"content-type": "application/json"})
+    r = await client.post(
+        "/echo", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422
     r = await client.get("/nope")
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"

@@ -18,14 +18,13 @@ from tests.conftest import ROOT, free_port, start_service
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 LONG_TEXT = " ".join(
-    f"Sentence number {i} talks about topic {i % 7} in some detail for the reader." for i in range(300)
+    f"Sentence number {i} talks about topic {i % 7} in some detail for the reader."
+    for i in range(300)
 )
 
 
 def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path) -> None:
-    svc = start_service(
-        "summarizer", tmp_path, {"DOCSUM_SUMMARIZER_BATCH__MAX_BATCH_SIZE": "1"}
-    )
+    svc = start_service("summarizer", tmp_path, {"DOCSUM_SUMMARIZER_BATCH__MAX_BATCH_SIZE": "1"})
     results: list[int] = []
 
     def call() -> None:

@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
+
 from docsum.ocr.model import (
     CRNN,
     DEFAULT_CHARSET,

@@ -103,11 +103,16 @@ def fuse_for_inference(model: CRNN) -> CRNN:
     over memory: ~10-20 % faster on CPU). Returns ``model`` changed in place, in eval mode."""
     model.eval()
     for block in model.features:
+        assert isinstance(block, nn.Sequential)  # every feature block is a _block()
         conv, bn = block[0], block[1]
         if not isinstance(bn, nn.BatchNorm2d):
             continue
+        assert isinstance(conv, nn.Conv2d)
+        # track_running_stats=True (the default): the running statistics exist.
+        assert bn.running_mean is not None and bn.running_var is not None
         scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
         fused = nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1, bias=True)
+        assert fused.bias is not None  # bias=True
         with torch.no_grad():
             fused.weight.copy_(conv.weight * scale[:, None, None, None])
             bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)

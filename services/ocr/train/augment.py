@@ -36,7 +36,7 @@ def geometry(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np
         img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=255)
     if _maybe(rng, 0.1 * difficulty):
         d = 0.04 * h * difficulty
-        src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+        src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
         dst = (src + rng.uniform(-d, d, src.shape)).astype(np.float32)
         img = cv2.warpPerspective(
             img, cv2.getPerspectiveTransform(src, dst), (w, h), borderValue=255
@@ -60,7 +60,7 @@ def resolution(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> 
 
 def photometric(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
     """Blur, ink/paper grey levels, uneven light, noise, speckle; optional binarization."""
-    out = img.astype(np.float32)
+    out: np.ndarray = img.astype(np.float32)
     h, w = out.shape
     if _maybe(rng, 0.5 * difficulty):
         # Sigma relative to a 32 px line: the same blur wipes out a 16 px line twice as much.
@@ -93,7 +93,11 @@ def jpeg(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.nda
     if not _maybe(rng, 0.2 * difficulty):
         return img
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(rng.uniform(25, 90))])
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE) if ok else img
+    if not ok:
+        return img
+    out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    assert out is not None  # decoding the JPEG that imencode just wrote cannot fail
+    return out
 
 
 def degrade(img: np.ndarray, rng: np.random.Generator, difficulty: float = 1.0) -> np.ndarray:

@@ -11,6 +11,7 @@ import itertools
 import random
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -71,7 +72,8 @@ class LineSynth:
                     [
                         float(np.clip(self.rng.normal(450, 120), a["minimum"], a["maximum"]))
                         if a["name"] in (b"Weight", "Weight")
-                        else a["default"]
+                        # FreeType reports a default for every axis of a variable font.
+                        else cast(float, a["default"])
                         for a in axes
                     ]
                 )
@@ -127,7 +129,7 @@ class LineSynth:
             for dy in (-gap, gap):
                 if rng.random() < 0.7:
                     draw.text(
-                        (x0 + rng.integers(-size, size), y0 + dy),
+                        (x0 + int(rng.integers(-size, size)), y0 + dy),
                         self.text.line(),
                         font=font,
                         fill=0,
@@ -203,9 +205,9 @@ class SynthBatches:
         for j in synth.rng.permutation(len(chunks)):
             idx = chunks[j]
             x, widths = batch_lines([lines[i] for i in idx])
-            ids = [synth.charset.encode(texts[i]) for i in idx]
-            targets = torch.tensor([t for seq in ids for t in seq], dtype=torch.long)
-            lengths = torch.tensor([len(q) for q in ids], dtype=torch.long)
+            seqs = [synth.charset.encode(texts[i]) for i in idx]
+            targets = torch.tensor([t for seq in seqs for t in seq], dtype=torch.long)
+            lengths = torch.tensor([len(q) for q in seqs], dtype=torch.long)
             self._batches.append((x, widths, targets, lengths, [texts[i] for i in idx]))
         self._taken = 0
 

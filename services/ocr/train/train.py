@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import torch
 
 from ..model.charset import DEFAULT_CHARSET, to_ascii
@@ -67,7 +68,7 @@ def levenshtein(a: str, b: str) -> int:
     return prev[-1]
 
 
-def load_lines(folder: Path, height: int) -> list[tuple[torch.Tensor, str]]:
+def load_lines(folder: Path, height: int) -> list[tuple[np.ndarray, str]]:
     """``<page>/<line>.bin.png`` + ``.gt.txt`` pairs → (normalized line, reference text)."""
     out = []
     for png in sorted(folder.glob("*/*.png")):
