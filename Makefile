@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run test test-fast lint bench clean
+.PHONY: help setup run test test-fast lint bench clean fonts train-ocr
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,20 @@ lint: setup ## ruff + mypy
 bench: setup ## the benchmarks behind the README's figures
 	$(PY) bench/summarize_quality.py
 	$(PY) bench/summarize_speed.py
+
+OCR_RUN ?= .runs/ocr
+OCR_HOURS ?= 2.5
+# The committed resume point: training state carried between sessions (weights + optimizer).
+OCR_SEED := checkpoints/ocr/last.pt
+
+fonts: ## install the training fonts (Debian fonts-* as root, PyPI fontpkg-* into .tools/fonts)
+	bash scripts/install_fonts.sh
+
+train-ocr: setup fonts ## train the CRNN on synthetic lines (resumes; OCR_HOURS=2.5)
+	@mkdir -p $(OCR_RUN)
+	@if [ ! -f $(OCR_RUN)/last.pt ] && [ -f $(OCR_SEED) ]; then cp $(OCR_SEED) $(OCR_RUN)/last.pt; fi
+	$(PY) -m docsum.ocr.train.train --out $(OCR_RUN) --hours $(OCR_HOURS) --lr 2e-3 \
+		$$( [ -f $(OCR_RUN)/last.pt ] && echo --resume )
 
 clean: ## remove the venv and build outputs
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

@@ -89,6 +89,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     raise SystemExit(f"unknown eval task {args.task}")
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .ocr.train.train import main as train_main
+
+    return int(train_main(args.args) or 0)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="docsum", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -114,6 +120,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+")
     s.add_argument("--max-sentences", type=int, default=None, help="summary length (k)")
     s.set_defaults(func=cmd_eval)
+    s = sub.add_parser("train", help="train a model (ocr: the CRNN; --help after it for options)")
+    s.add_argument("model", choices=["ocr"])
+    s.add_argument("args", nargs=argparse.REMAINDER, help="passed to the trainer")
+    s.set_defaults(func=cmd_train)
     return p
 
 
