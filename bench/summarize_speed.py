@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from docsum.common.probe import wait_ready
 from docsum.summarizer.jsonl import summarize_jsonl
 from docsum.summarizer.settings import SummarizerSettings
 from docsum.summarizer.summarize import Summarizer
@@ -60,13 +61,7 @@ def http_figures(article: str, others: list[str]) -> dict[str, float]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_ready(url, alive=lambda: proc.poll() is None)
         lat = []
         with httpx.Client(timeout=60) as c:
             for _ in range(40):

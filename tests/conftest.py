@@ -6,13 +6,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from docsum.common.probe import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -41,17 +41,10 @@ class LiveService:
         return self.log_path.read_text(errors="replace")
 
     def wait_ready(self, timeout_s: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited:\n{self.logs()[-4000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready in {timeout_s} s:\n{self.logs()[-4000:]}")
+        try:
+            wait_ready(self.url, timeout_s, alive=lambda: self.proc.poll() is None)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{self.name}: {exc}\n{self.logs()[-4000:]}") from None
 
     def stop(self) -> int:
         if self.proc.poll() is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from docsum.common.probe import wait_ready
 from tests.conftest import ROOT, free_port, start_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -57,13 +58,7 @@ def test_docsum_up_serves_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None
         stderr=(tmp_path / "up.log").open("wb"),
     )
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
+        wait_ready(f"http://127.0.0.1:{port}", 120, alive=lambda: proc.poll() is None)
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/summarize",
             json={"text": "Docsum runs locally. It has three services."},
