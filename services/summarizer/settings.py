@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from ..common.settings import BatchSettings, ModelServiceSettings
+from ..common.settings import ModelServiceSettings
 from .rank import RankConfig
 
 
@@ -45,9 +45,6 @@ class SummarizerSettings(ModelServiceSettings):
         default_factory=lambda: RankConfig(backward_weight=0.0, threshold=0.6, redundancy=0.3)
     )
     short_document_sentences: int = Field(10, ge=1)
-    batch: BatchSettings = Field(
-        default_factory=lambda: BatchSettings(max_batch_size=16, max_wait_ms=5.0)
-    )
 
     def resolved_model_path(self) -> Path:
         """The checkpoint folder to load."""
