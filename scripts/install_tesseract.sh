@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Tesseract 5.3 (the OCR peer of `make bench` / `docsum eval ocr-*`) from Debian's packages,
+# unpacked into .tools/tesseract without root: apt-get download + dpkg-deb -x, no service, no
+# system change. Libraries the system lacks are unpacked beside it; bin/tesseract is a wrapper
+# that points the loader and TESSDATA_PREFIX there. Idempotent: a second run does nothing.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DEST="$ROOT/.tools/tesseract"
+BIN="$DEST/bin/tesseract"
+if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
+    echo "tesseract: $BIN"; exit 0
+fi
+command -v apt-get >/dev/null || { echo "apt-get is needed to fetch Tesseract" >&2; exit 1; }
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+cd "$work"
+pkgs=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd libtesseract5 liblept5)
+# Shared libraries Tesseract links that a slim system may lack.
+for lib in libwebpmux3 libopenjp2-7 libarchive13 libgif7 libwebp7 libtiff6 libgomp1 libcurl4; do
+    so=$(dpkg -L "$lib" 2>/dev/null | grep -m1 '\.so\.' || true)
+    [ -n "$so" ] && [ -e "$so" ] || pkgs+=("$lib")
+done
+echo "tesseract: downloading ${pkgs[*]}"
+apt-get download "${pkgs[@]}" >/dev/null 2>&1 || apt-get download "${pkgs[@]}"
+rm -rf "$DEST"; mkdir -p "$DEST/bin"
+for deb in ./*.deb; do dpkg-deb -x "$deb" "$DEST/root"; done
+tessdata=$(dirname "$(find "$DEST/root" -name eng.traineddata | head -1)")
+cat > "$BIN" <<WRAP
+#!/bin/sh
+export LD_LIBRARY_PATH="$DEST/root/usr/lib/x86_64-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
+export TESSDATA_PREFIX="$tessdata"
+exec "$DEST/root/usr/bin/tesseract" "\$@"
+WRAP
+chmod +x "$BIN"
+"$BIN" --version | head -1
+echo "tesseract: $BIN"

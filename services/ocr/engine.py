@@ -1,0 +1,196 @@
+"""The OCR engine: pages → line crops (layout) → text (recognizer), with no HTTP in sight.
+
+The service runs the two halves separately — page analysis in a thread pool, recognition
+through the dynamic batcher so line crops of concurrent requests share forward passes — while
+the CLI and the benchmarks call :meth:`OCREngine.read_pages`, which batches every line of many
+pages into one recognizer call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import numpy as np
+
+from ..common.metrics import stage_timer
+from .layout import LayoutConfig, LineCrop, analyze_page
+from .metrics import OCR_LINES, OCR_PAGES
+from .model.ctc import Decoded
+from .recognize import Recognizer
+from .settings import OCRSettings
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["page", "line"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    confidence: float
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    width: int
+    height: int
+    lines: list[Line]
+    skew_deg: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return "\n".join(line.text for line in self.lines if line.text)
+
+
+@dataclass(frozen=True)
+class PageCrops:
+    """A page cut into line crops, waiting for the recognizer."""
+
+    number: int
+    width: int
+    height: int
+    crops: list[LineCrop]
+    skew_deg: float = 0.0
+
+    def assemble(self, readings: Sequence[Decoded]) -> Page:
+        lines = [
+            Line(r.text, round(r.confidence, 4), c.box)
+            for c, r in zip(self.crops, readings, strict=True)
+        ]
+        OCR_PAGES.inc()
+        OCR_LINES.inc(len(lines))
+        return Page(self.number, self.width, self.height, lines, round(self.skew_deg, 2))
+
+
+def document_text(pages: Sequence[Page]) -> str:
+    """Pages' text, a blank line between pages."""
+    return "\n\n".join(p.text for p in pages if p.text)
+
+
+class OCREngine:
+    """Layout analysis plus a loaded :class:`Recognizer`."""
+
+    name = "crnn"
+
+    def __init__(self, settings: OCRSettings) -> None:
+        self.settings = settings
+        self.layout_config = LayoutConfig()
+        self.recognizer = Recognizer(
+            settings.weights,
+            device=settings.device,
+            precision=settings.precision,
+            forward_batch=settings.batch.max_batch_size,
+            try_rotations=settings.try_rotations,
+            ascii_only=settings.ascii,
+        )
+
+    @property
+    def version(self) -> str:
+        return self.recognizer.version
+
+    @property
+    def device(self) -> str:
+        return str(self.recognizer.device)
+
+    def load(self) -> None:
+        self.recognizer.load()
+
+    def warmup(self) -> None:
+        """One synthetic page through both halves, so lazy initialisation happens now."""
+        page = np.full((400, 600), 255, np.uint8)
+        for row in range(60, 340, 40):  # bars of "ink" the layout sees as lines
+            page[row : row + 14, 40 : 40 + 8 * (row % 7 + 50)] = 0
+        started = time.perf_counter()
+        crops = self.cut(page, 1, "page")
+        self.recognize([c.image for c in crops.crops] + [page[60:80, 30:500]])
+        log.info("warm-up done", extra={"seconds": round(time.perf_counter() - started, 3)})
+
+    def cut(self, page: np.ndarray, number: int, mode: Mode) -> PageCrops:
+        """Page analysis: the page's line crops in reading order (line mode: the whole image)."""
+        h, w = page.shape
+        if mode == "line":
+            return PageCrops(number, w, h, [LineCrop((0, 0, w, h), page)])
+        with stage_timer(self.name, "detect"):
+            layout = analyze_page(page, self.layout_config)
+        return PageCrops(number, w, h, list(layout.lines), layout.skew_deg)
+
+    def recognize(self, crops: list[np.ndarray]) -> list[Decoded | Exception]:
+        """One batch of crops through the recognizer (the batcher's model call)."""
+        with stage_timer(self.name, "recognize"):
+            return self.recognizer.recognize(crops)
+
+    def read_pages(self, pages: Sequence[np.ndarray], mode: Mode = "page") -> list[Page]:
+        """Read ``pages`` in-process: every line of every page in one recognizer call."""
+        [(_, result)] = self.read_stream([pages], lambda p: list(p), mode)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def read_stream(
+        self,
+        items: Sequence[T],
+        load: Callable[[T], list[np.ndarray]],
+        mode: Mode = "page",
+        chunk: int = 8,
+    ) -> Iterator[tuple[T, list[Page] | Exception]]:
+        """Read many documents in order; ``load`` turns one into its pages.
+
+        A worker thread loads and cuts the next ``chunk`` documents while the lines of this
+        chunk are recognized in one call, so both cores stay busy. A document that cannot be
+        loaded or read yields its exception in its place; the others go on.
+        """
+
+        def prepare(batch: Sequence[T]) -> list[list[PageCrops] | Exception]:
+            out: list[list[PageCrops] | Exception] = []
+            for item in batch:
+                try:
+                    out.append([self.cut(p, i + 1, mode) for i, p in enumerate(load(item))])
+                except Exception as exc:
+                    out.append(exc)
+            return out
+
+        batches = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+        with ThreadPoolExecutor(1, thread_name_prefix="ocr-prepare") as pool:
+            ahead = [pool.submit(prepare, b) for b in batches[:1]]
+            for i, batch in enumerate(batches):
+                prepared = ahead.pop().result()
+                if i + 1 < len(batches):
+                    ahead.append(pool.submit(prepare, batches[i + 1]))
+                crops = [
+                    c.image
+                    for doc in prepared
+                    if isinstance(doc, list)
+                    for pc in doc
+                    for c in pc.crops
+                ]
+                readings = iter(self.recognize(crops))
+                for item, doc in zip(batch, prepared, strict=True):
+                    if isinstance(doc, Exception):
+                        yield item, doc
+                        continue
+                    # Take this document's readings first, so a failure cannot shift the next.
+                    mine = [[next(readings) for _ in pc.crops] for pc in doc]
+                    try:
+                        yield (
+                            item,
+                            [
+                                pc.assemble([_or_raise(r) for r in rs])
+                                for pc, rs in zip(doc, mine, strict=True)
+                            ],
+                        )
+                    except Exception as exc:
+                        yield item, exc
+
+
+def _or_raise(result: Decoded | Exception) -> Decoded:
+    if isinstance(result, Exception):
+        raise result
+    return result

@@ -1,0 +1,47 @@
+"""The OCR service's settings: environment variables prefixed ``DOCSUM_OCR_``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from ..common.settings import BatchSettings, ModelServiceSettings
+
+#: The weights trained by ``docsum train ocr`` and shipped in the package.
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "crnn.pt"
+
+
+class LineBatchSettings(BatchSettings):
+    """The batcher gathers line crops, not requests: one page is tens of them."""
+
+    max_batch_size: int = Field(64, ge=1, le=1024)
+    max_queue_size: int = Field(4096, ge=1)
+
+
+class OCRSettings(ModelServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCSUM_OCR_", env_nested_delimiter="__")
+
+    port: int = Field(8081, ge=1, le=65535)
+    #: Scans are large: a 20-page TIFF at 300 dpi is tens of MB.
+    max_body_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    #: CRNN checkpoint written by ``docsum train ocr``.
+    weights: Path = BUNDLED_WEIGHTS
+    #: Compute precision: auto (fp16 on CUDA, bf16 on CPUs that have it, else fp32), fp32, bf16,
+    #: fp16.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    #: Most pixels in one page; larger images are refused (413) before they are decoded.
+    max_pixels: int = Field(60_000_000, gt=0)
+    #: Longest side of a page in pixels (a 1 × 100,000 px strip is not a document).
+    max_side: int = Field(20_000, gt=0)
+    #: Pages of a multi-page TIFF read in one request.
+    max_pages: int = Field(50, ge=1)
+    #: Pages analysed (binarize, deskew, find lines) at once; each takes one thread.
+    layout_workers: int = Field(2, ge=1, le=64)
+    #: Fold typographic marks (’ “ — …) to their ASCII look-alikes in the output.
+    ascii: bool = False
+    #: Read crops taller than wide also turned 90° both ways and keep the surest reading.
+    try_rotations: bool = True
+    batch: LineBatchSettings = Field(default_factory=LineBatchSettings)
