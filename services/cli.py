@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 #: service → the function that builds its app. Entries appear as services land.
 SERVICES: dict[str, str] = {
+    "ocr": "docsum.ocr.app:build_app",
     "summarizer": "docsum.summarizer.app:build_app",
 }
 
@@ -74,7 +75,69 @@ def cmd_summarize(args: argparse.Namespace) -> int:
         return summarize_jsonl(model, fh, sys.stdout, args.max_sentences, args.ratio, args.batch)
 
 
+def cmd_ocr(args: argparse.Namespace) -> int:
+    import time
+
+    from .ocr.engine import OCREngine, document_text
+    from .ocr.intake import Limits, decode_pages
+    from .ocr.settings import OCRSettings
+
+    settings = OCRSettings()
+    engine = OCREngine(settings)
+    engine.load()
+    limits = Limits(settings.max_pixels, settings.max_side, settings.max_pages)
+    paths = [Path(p) for p in args.images]
+    failed, started, last_report = 0, time.monotonic(), 0.0
+
+    def load(path: Path) -> list[Any]:
+        return decode_pages(path.read_bytes(), limits)
+
+    for n, (path, pages) in enumerate(
+        engine.read_stream(paths, load, args.mode, chunk=args.batch), 1
+    ):
+        error = None
+        if isinstance(pages, Exception):
+            failed += 1
+            error = str(pages) if not isinstance(pages, OSError) else f"{pages.strerror}: {path}"
+            log.error("cannot read %s: %s", path, error)
+            text = ""
+        else:
+            text = document_text(pages)
+        if args.format == "jsonl":
+            record: dict[str, Any] = {"file": str(path), "text": text}
+            if error:
+                record["error"] = error
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        elif args.mode == "line":
+            sys.stdout.write(" ".join(text.split("\n")) + "\n")  # one output line per image
+        else:
+            sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        now = time.monotonic()
+        if len(paths) > 1 and (now - last_report > 2.0 or n == len(paths)):
+            last_report = now
+            log.info(
+                "progress %d/%d files, %.1f files/s", n, len(paths), n / max(1e-9, now - started)
+            )
+    return 1 if failed else 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.task.startswith("ocr-"):
+        from .eval.ocr import evaluate as evaluate_ocr
+
+        kind = {"ocr-lines": "lines", "ocr-pages": "pages", "ocr-receipts": "receipts"}[args.task]
+        for path in args.paths:
+            report = evaluate_ocr(
+                kind,  # type: ignore[arg-type]
+                Path(path),
+                every=args.every,
+                limit=args.limit,
+                tesseract=not args.no_tesseract,
+                progress=lambda who, n, total: log.info("%s: %d/%d", who, n, total),
+            )
+            sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
+        return 0
     if args.task == "summarize":
         from .eval.summarize import evaluate
         from .summarizer.settings import SummarizerSettings
@@ -115,10 +178,31 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--batch", type=int, default=32, help="documents per model call")
     s.set_defaults(func=cmd_summarize)
 
-    s = sub.add_parser("eval", help="measure quality on a dev file")
-    s.add_argument("task", choices=["summarize"])
-    s.add_argument("paths", nargs="+")
+    s = sub.add_parser("ocr", help="read text from images (PNG, JPEG, TIFF, BMP, WebP)")
+    s.add_argument("images", nargs="+", help="image files; TIFF frames are pages")
+    s.add_argument(
+        "--mode",
+        choices=["page", "line"],
+        default="page",
+        help="page: find the lines; line: each image is one text line",
+    )
+    s.add_argument(
+        "--format",
+        choices=["text", "jsonl"],
+        default="text",
+        help="text: each input's text in order (line mode: one line per image); "
+        "jsonl: {file, text} per input",
+    )
+    s.add_argument("--batch", type=int, default=8, help="images analysed per recognizer call")
+    s.set_defaults(func=cmd_ocr)
+
+    s = sub.add_parser("eval", help="measure quality on a dev file or folder")
+    s.add_argument("task", choices=["summarize", "ocr-lines", "ocr-pages", "ocr-receipts"])
+    s.add_argument("paths", nargs="+", help="JSONL files (summarize) or data folders (ocr-*)")
     s.add_argument("--max-sentences", type=int, default=None, help="summary length (k)")
+    s.add_argument("--every", type=int, default=1, help="ocr-pages: every n-th page")
+    s.add_argument("--limit", type=int, default=0, help="ocr-*: at most this many samples")
+    s.add_argument("--no-tesseract", action="store_true", help="ocr-*: skip the Tesseract peer")
     s.set_defaults(func=cmd_eval)
     s = sub.add_parser("train", help="train a model (ocr: the CRNN; --help after it for options)")
     s.add_argument("model", choices=["ocr"])

@@ -90,3 +90,18 @@ def summarizer_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
     )
     yield svc
     svc.stop()
+
+
+@pytest.fixture(scope="session")
+def ocr_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    svc = start_service(
+        "ocr",
+        tmp_path_factory.mktemp("ocr"),
+        {
+            "DOCSUM_OCR_BATCH__MAX_WAIT_MS": "20",
+            "DOCSUM_OCR_MAX_BODY_BYTES": "2000000",
+            "DOCSUM_OCR_MAX_PIXELS": "20000000",
+        },
+    )
+    yield svc
+    svc.stop()

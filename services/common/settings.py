@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,10 +32,14 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
 
 
-class BatchSettings(BaseSettings):
-    """The dynamic batcher's knobs, embedded in a model service's settings."""
+class BatchSettings(BaseModel):
+    """The dynamic batcher's knobs, embedded in a model service's settings.
 
-    model_config = SettingsConfigDict(extra="ignore")
+    A plain model, not settings of its own: it is read from the service's environment
+    (``DOCSUM_<SERVICE>_BATCH__MAX_WAIT_MS``), never from unprefixed variables.
+    """
+
+    model_config = ConfigDict(extra="forbid")
 
     #: Most items gathered into one model call.
     max_batch_size: int = Field(16, ge=1, le=1024)
