@@ -18,6 +18,7 @@ from typing import Any, TextIO
 SERVICES: dict[str, str] = {
     "ocr": "docsum.ocr.app:build_app",
     "summarizer": "docsum.summarizer.app:build_app",
+    "gateway": "docsum.gateway.app:build_app",
 }
 
 log = logging.getLogger("docsum.cli")

@@ -91,6 +91,10 @@ class Timeout(DocsumError):
     status, code = 504, "timeout"
 
 
+class UpstreamTimeout(DocsumError):
+    status, code = 504, "upstream_timeout"
+
+
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
     """The JSON body of every error answer."""
     err: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_var.get()}

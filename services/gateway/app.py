@@ -1,0 +1,77 @@
+"""The gateway's HTTP shell: the kit's app, the API routes, CORS, background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+
+from ..common.health import Health
+from ..common.service import create_app
+from .pins import HEADER
+from .routes import api_router
+from .settings import GatewaySettings
+from .state import ConfigError, Gateway
+
+VERSION = "0.1.0"
+
+
+def build_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """The gateway app; a setting or file that cannot be used stops it here, with why."""
+    settings = settings or GatewaySettings()
+    # httpx logs every call at INFO: one line per upstream call would double the access log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        gateway = Gateway(settings)
+    except ConfigError as exc:
+        raise SystemExit(f"docsum gateway: {exc}") from None
+    health = Health(checks=[gateway.readiness])
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        # SIGHUP re-reads the backends and keys files (and no longer stops the process).
+        loop.add_signal_handler(signal.SIGHUP, gateway.reload, "SIGHUP")
+        tasks = [
+            asyncio.create_task(gateway.probe_upstreams(), name="probe-upstreams"),
+            asyncio.create_task(gateway.watch_files(), name="watch-files"),
+        ]
+        health.ready = True  # nothing to load; readiness is the upstreams' (checks)
+        try:
+            yield
+        finally:
+            health.draining = True
+            loop.remove_signal_handler(signal.SIGHUP)
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await gateway.aclose()
+
+    app = create_app(
+        title="docsum API",
+        version=VERSION,
+        description="Read documents and summarize them. Every /api/v1 route needs an API key "
+        f"(X-API-Key or Authorization: Bearer). {HEADER}: <version> pins a backend version.",
+        settings=settings,
+        health=health,
+        lifespan=lifespan,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type", HEADER, "X-Request-ID"],
+            expose_headers=["X-Request-ID", HEADER, "Retry-After"],
+            max_age=600,
+        )
+    app.include_router(api_router(gateway))
+    app.state.gateway = gateway
+    return app

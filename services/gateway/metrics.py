@@ -1,0 +1,41 @@
+"""The gateway's own metrics (the kit's HTTP metrics come on top).
+
+Upstream metrics are labelled by ``upstream`` and ``version`` — never by backend URL — so a
+canary is judged against stable with a handful of series however many replicas run.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from ..common.metrics import LATENCY_BUCKETS
+
+UPSTREAM_REQUESTS = Counter(
+    "docsum_upstream_requests_total",
+    "Calls to upstream backends (each attempt), by HTTP status, or 'error' when none came.",
+    ["upstream", "version", "status"],
+)
+UPSTREAM_DURATION = Histogram(
+    "docsum_upstream_request_duration_seconds",
+    "Time of one call to an upstream backend, until its response body was read, in seconds.",
+    ["upstream", "version"],
+    buckets=LATENCY_BUCKETS,
+)
+UPSTREAM_RETRIES = Counter(
+    "docsum_upstream_retries_total",
+    "Calls sent again after a connection error or a 503.",
+    ["upstream", "version"],
+)
+UPSTREAM_CIRCUIT_OPEN = Gauge(
+    "docsum_upstream_circuit_open",
+    "1 while the circuit of at least one backend of this upstream version is open, else 0.",
+    ["upstream", "version"],
+)
+RATE_LIMITED = Counter(
+    "docsum_gateway_rate_limited_total",
+    "Requests refused with 429 because their API key was over its rate limit.",
+)
+AUTH_FAILURES = Counter(
+    "docsum_gateway_auth_failures_total",
+    "Requests refused with 401: no API key, or one that is not valid.",
+)

@@ -1,0 +1,114 @@
+"""PDF pages → text: the text layer where a page has a usable one, else a rendered image.
+
+pypdfium2 (PDFium) reads the PDF. Forms are not initialised, so a PDF's JavaScript never runs.
+PDFium is not thread-safe: every call into it holds one process-wide lock, while the slow part
+of a scanned page that does not need PDFium (PNG encoding) runs outside it.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import unicodedata
+from dataclasses import dataclass
+
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
+from PIL import Image
+
+from ..common.errors import InvalidInput
+
+_PDFIUM_LOCK = threading.Lock()
+
+
+@dataclass
+class PdfPage:
+    """One page: its number (from 1) and its text layer, or None when it must be OCR'd."""
+
+    number: int
+    text: str | None
+
+
+def usable_text(text: str, min_chars: int) -> bool:
+    """Whether a text layer reads as text: enough letters/digits, little garbage.
+
+    Broken font encodings yield private-use or control characters instead of letters; such
+    a layer is worse than OCR.
+    """
+    visible = [c for c in text if not c.isspace()]
+    alnum = sum(c.isalnum() for c in visible)
+    garbage = sum(
+        unicodedata.category(c) in ("Co", "Cc", "Cn", "Cs") or c == "\ufffd" for c in visible
+    )
+    return alnum >= min_chars and garbage <= 0.1 * len(visible)
+
+
+class PdfDocument:
+    """An open PDF; close it (or use ``with``) when done."""
+
+    def __init__(self, data: bytes, max_pages: int) -> None:
+        with _PDFIUM_LOCK:
+            try:
+                self._doc = pdfium.PdfDocument(data)
+            except pdfium.PdfiumError as exc:
+                if exc.err_code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
+                    raise InvalidInput(
+                        "the PDF is encrypted and needs a password; "
+                        "send a copy without the password"
+                    ) from None
+                raise InvalidInput(f"the file is not a readable PDF ({exc})") from None
+            self.page_count = len(self._doc)
+        if self.page_count == 0:
+            self.close()
+            raise InvalidInput("the PDF has no pages")
+        if self.page_count > max_pages:
+            self.close()
+            raise InvalidInput(
+                f"the PDF has {self.page_count} pages; the limit is {max_pages} "
+                "(split the document, or raise DOCSUM_GATEWAY_PDF_MAX_PAGES)"
+            )
+
+    def __enter__(self) -> PdfDocument:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with _PDFIUM_LOCK:
+            self._doc.close()
+
+    def text_layers(self, min_chars: int) -> list[PdfPage]:
+        """Every page's text layer, None for pages without a usable one."""
+        pages = []
+        with _PDFIUM_LOCK:
+            for i in range(self.page_count):
+                page = self._doc[i]
+                textpage = page.get_textpage()
+                text = textpage.get_text_range().replace("\r\n", "\n").replace("\r", "\n")
+                textpage.close()
+                page.close()
+                pages.append(PdfPage(i + 1, text.strip() if usable_text(text, min_chars) else None))
+        return pages
+
+    def render(self, number: int, dpi: int, max_pixels: int) -> Image.Image:
+        """Page ``number`` (from 1) as a grey image at ``dpi``, lowered to fit ``max_pixels``."""
+        with _PDFIUM_LOCK:
+            page = self._doc[number - 1]
+            width_pt, height_pt = page.get_size()
+            scale = dpi / 72.0
+            pixels = width_pt * height_pt * scale * scale
+            if pixels > max_pixels:
+                scale *= (max_pixels / pixels) ** 0.5
+            bitmap = page.render(scale=scale, grayscale=True, may_draw_forms=False)
+            image = bitmap.to_pil().convert("L")
+            bitmap.close()
+            page.close()
+        return image
+
+
+def encode_png(image: Image.Image) -> bytes:
+    """A fast PNG (compression level 1): the OCR service decodes it a few ms later."""
+    out = io.BytesIO()
+    image.save(out, format="PNG", compress_level=1)
+    return out.getvalue()

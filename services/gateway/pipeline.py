@@ -1,0 +1,228 @@
+"""``documents:summarize``: a document's pages → text (text layer or OCR) → a summary.
+
+Images (a multi-page TIFF too) go to the OCR service as they are. A PDF's pages are read with
+pypdfium2: pages with a usable text layer use it; scanned pages are rendered grey at
+``pdf_render_dpi`` (the recognizer was trained on ~300 dpi scans) and sent to OCR, several at
+once. The text is then summarized. If only the summary fails, the text is still returned, with
+the failure in ``errors``: the OCR work already done is never thrown away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..common.errors import DocsumError, UpstreamError
+from .pdf import PdfDocument, encode_png
+from .pins import Pins
+from .settings import GatewaySettings
+from .sniff import MEDIA_TYPES
+from .upstreams import Upstream, UpstreamResponse
+
+
+class UpstreamAnswered(Exception):
+    """An upstream refused the client's input (4xx): its answer is passed on as it is."""
+
+    def __init__(self, response: UpstreamResponse) -> None:
+        super().__init__(f"upstream answered {response.status}")
+        self.response = response
+
+
+@dataclass
+class SummaryParams:
+    max_sentences: int | None = None
+    ratio: float | None = None
+
+
+@dataclass
+class _Run:
+    """What one document's run gathers on the way."""
+
+    pages: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    backends: dict[str, str] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def time(self, stage: str, seconds: float) -> None:
+        self.timings[stage] = round(self.timings.get(stage, 0.0) + seconds * 1000.0, 2)
+
+
+def page_text(page: dict[str, Any]) -> str:
+    """A page of the OCR service's answer as text: its lines, one per line."""
+    if isinstance(page.get("text"), str):
+        return str(page["text"])
+    return "\n".join(str(line.get("text", "")) for line in page.get("lines", []))
+
+
+class DocumentPipeline:
+    def __init__(self, settings: GatewaySettings, ocr: Upstream, summarizer: Upstream) -> None:
+        self.settings = settings
+        self.ocr = ocr
+        self.summarizer = summarizer
+
+    async def run(
+        self, data: bytes, kind: str, filename: str, params: SummaryParams, pins: Pins
+    ) -> dict[str, Any]:
+        """The response body of ``documents:summarize`` (raises for the client's errors and
+        for OCR failures; a summarizer failure is reported in ``errors``)."""
+        start = time.perf_counter()
+        run = _Run()
+        ocr_pin = self._pin(self.ocr, pins)
+        if kind == "pdf":
+            await self._pdf(data, run, ocr_pin)
+        else:
+            await self._image(data, kind, filename, run, ocr_pin)
+        run.time("pages", time.perf_counter() - start)
+        text = "\n\n".join(p["text"] for p in run.pages if p["text"].strip())
+        summary = await self._summarize(text, params, run, self._pin(self.summarizer, pins))
+        run.time("total", time.perf_counter() - start)
+        return {
+            "text": text,
+            "summary": summary,
+            "pages": run.pages,
+            "timings_ms": run.timings,
+            "backends": run.backends,
+            "errors": run.errors,
+        }
+
+    @staticmethod
+    def _pin(upstream: Upstream, pins: Pins) -> str | None:
+        """The version pinned for ``upstream``; a plain pin applies where the version exists."""
+        if upstream.name in pins.per:
+            return pins.per[upstream.name]
+        if pins.default is not None and pins.default in upstream.routes.versions:
+            return pins.default
+        return None
+
+    async def _ocr(
+        self, filename: str, data: bytes, media_type: str, run: _Run, pin: str | None
+    ) -> list[dict[str, Any]]:
+        r = await self.ocr.call(
+            "POST",
+            "/v1/ocr",
+            files={"file": (filename, data, media_type)},
+            data={"mode": "page"},
+            pin=pin,
+        )
+        run.backends["ocr"] = r.version
+        if r.status != 200:
+            raise UpstreamAnswered(r)
+        try:
+            pages = r.json()["pages"]
+            assert isinstance(pages, list)
+        except (ValueError, KeyError, AssertionError):
+            raise UpstreamError(
+                "ocr: the answer has no 'pages' list", upstream="ocr", version=r.version
+            ) from None
+        return pages
+
+    async def _image(
+        self, data: bytes, kind: str, filename: str, run: _Run, pin: str | None
+    ) -> None:
+        start = time.perf_counter()
+        pages = await self._ocr(filename or f"upload.{kind}", data, MEDIA_TYPES[kind], run, pin)
+        run.time("ocr", time.perf_counter() - start)
+        run.pages = [
+            {"number": int(p.get("number", i + 1)), "source": "ocr", "text": page_text(p)}
+            for i, p in enumerate(pages)
+        ]
+
+    async def _pdf(self, data: bytes, run: _Run, pin: str | None) -> None:
+        s = self.settings
+        started = time.perf_counter()
+        doc = await asyncio.to_thread(PdfDocument, data, s.pdf_max_pages)
+        try:
+            layers = await asyncio.to_thread(doc.text_layers, s.pdf_min_text_chars)
+            run.time("text_layer", time.perf_counter() - started)
+            texts: dict[int, tuple[str, str]] = {
+                p.number: ("text-layer", p.text) for p in layers if p.text is not None
+            }
+            scanned = [p.number for p in layers if p.text is None]
+            slots = asyncio.Semaphore(s.ocr_page_concurrency)
+
+            async def read_page(number: int) -> None:
+                async with slots:  # bounds pages rendered and in flight at once
+                    t = time.perf_counter()
+                    image = await asyncio.to_thread(
+                        doc.render, number, s.pdf_render_dpi, s.pdf_max_render_pixels
+                    )
+                    png = await asyncio.to_thread(encode_png, image)
+                    run.time("render", time.perf_counter() - t)
+                    pages = await self._ocr(f"page-{number}.png", png, "image/png", run, pin)
+                    texts[number] = ("ocr", "\n".join(page_text(p) for p in pages))
+
+            if scanned:
+                t = time.perf_counter()
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        for number in scanned:
+                            group.create_task(read_page(number))
+                except* (DocsumError, UpstreamAnswered) as failed:
+                    raise _first(failed) from None
+                run.time("ocr", time.perf_counter() - t)
+        finally:
+            await asyncio.to_thread(doc.close)
+        run.pages = [
+            {"number": n, "source": texts[n][0], "text": texts[n][1]} for n in sorted(texts)
+        ]
+
+    async def _summarize(
+        self, text: str, params: SummaryParams, run: _Run, pin: str | None
+    ) -> str | None:
+        if not text.strip():
+            run.errors.append(
+                {
+                    "stage": "summarize",
+                    "code": "no_text",
+                    "message": "no text was found in the document, so there is no summary",
+                }
+            )
+            return None
+        payload: dict[str, Any] = {"text": text}
+        if params.max_sentences is not None:
+            payload["max_sentences"] = params.max_sentences
+        if params.ratio is not None:
+            payload["ratio"] = params.ratio
+        start = time.perf_counter()
+        try:
+            r = await self.summarizer.call(
+                "POST",
+                "/v1/summarize",
+                content=json.dumps(payload).encode(),
+                content_type="application/json",
+                pin=pin,
+            )
+        except DocsumError as exc:
+            run.errors.append(
+                {"stage": "summarize", "status": exc.status, "code": exc.code}
+                | {"message": exc.message, "upstream": "summarizer"}
+            )
+            return None
+        finally:
+            run.time("summarize", time.perf_counter() - start)
+        run.backends["summarizer"] = r.version
+        body = r.json() if r.content_type.startswith("application/json") else {}
+        if r.status == 200 and isinstance(body.get("summary"), str):
+            return str(body["summary"])
+        err = body.get("error", {}) if isinstance(body, dict) else {}
+        run.errors.append(
+            {
+                "stage": "summarize",
+                "status": r.status,
+                "code": err.get("code", "upstream_error"),
+                "message": f"summarizer: {err.get('message', 'unexpected answer')}",
+                "upstream": "summarizer",
+            }
+        )
+        return None
+
+
+def _first(group: BaseExceptionGroup[Any]) -> BaseException:
+    """The first leaf of an exception group (one failed page fails the document)."""
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

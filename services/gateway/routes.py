@@ -1,0 +1,206 @@
+"""The public API, ``/api/v1/…``: every route needs an API key and counts against its limit."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request, Security
+from fastapi.responses import Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import UploadFile
+
+from ..common.errors import BadRequest, UnsupportedMediaType
+from ..summarizer.schemas import SummarizeRequest, SummarizeResponse
+from .auth import presented_key
+from .pins import HEADER, Pins, parse_pins
+from .pipeline import SummaryParams, UpstreamAnswered
+from .schemas import DocumentSummary
+from .sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
+from .state import Gateway
+from .upstreams import UpstreamResponse
+
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Your API key.")
+_bearer = HTTPBearer(auto_error=False, description="Your API key as a bearer token.")
+
+_UPLOAD_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "max_sentences": {"type": "integer", "minimum": 1, "maximum": 1000},
+                        "ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                    },
+                }
+            }
+        },
+    }
+}
+_OCR_FORM: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        "mode": {"type": "string", "enum": ["page", "line"]},
+                    },
+                }
+            }
+        },
+    }
+}
+_SUMMARIZE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": SummarizeRequest.model_json_schema()}},
+    }
+}
+
+
+def _passed_on(r: UpstreamResponse) -> Response:
+    return Response(
+        r.content, status_code=r.status, media_type=r.content_type, headers={HEADER: r.version}
+    )
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def _upload(request: Request) -> tuple[UploadFile, dict[str, str]]:
+    """The multipart form's ``file`` and its other fields (415 if it is not a form)."""
+    if _media_type(request) != "multipart/form-data":
+        raise UnsupportedMediaType(
+            "send the document as multipart/form-data with the file in the field 'file' "
+            "(curl -F file=@document.pdf)"
+        )
+    form = await request.form(max_files=1, max_fields=8)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile):
+        raise BadRequest("the form has no file in the field 'file'")
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return upload, fields
+
+
+async def _read_typed(upload: UploadFile, allowed: frozenset[str] | None) -> tuple[bytes, str]:
+    """The file's bytes and kind by magic bytes; 415 if it is not one we read."""
+    data = await upload.read()
+    kind = sniff(data[:2048])
+    if kind is None or (allowed is not None and kind not in allowed):
+        claimed = upload.content_type or "no content type"
+        what = "a PDF" if kind == "pdf" else f"not a {SUPPORTED} file ({claimed})"
+        raise UnsupportedMediaType(f"the file is {what}; send a {_accepted(allowed)} file")
+    return data, kind
+
+
+def _accepted(allowed: frozenset[str] | None) -> str:
+    if allowed is None:
+        return SUPPORTED
+    return "PNG, JPEG, TIFF, BMP or WebP (PDFs go to /api/v1/documents:summarize)"
+
+
+def _summary_params(fields: dict[str, str]) -> SummaryParams:
+    try:
+        max_sentences = int(fields["max_sentences"]) if fields.get("max_sentences") else None
+        ratio = float(fields["ratio"]) if fields.get("ratio") else None
+    except ValueError:
+        raise BadRequest("max_sentences must be an integer and ratio a number") from None
+    if max_sentences is not None and not 1 <= max_sentences <= 1000:
+        raise BadRequest("max_sentences must be between 1 and 1000")
+    if ratio is not None and not 0 < ratio <= 1:
+        raise BadRequest("ratio must be in (0, 1]")
+    return SummaryParams(max_sentences, ratio)
+
+
+def _pins(
+    value: Annotated[str | None, Header(alias=HEADER, include_in_schema=False)] = None,
+) -> Pins:
+    return parse_pins(value)
+
+
+PinsDep = Annotated[Pins, Depends(_pins)]
+
+
+def api_router(gateway: Gateway) -> APIRouter:
+    """The ``/api/v1`` routes over ``gateway``'s upstreams."""
+
+    async def caller(
+        key: Annotated[str | None, Security(_api_key)],
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+    ) -> str:
+        return gateway.admit(presented_key(key, bearer.credentials if bearer else None))
+
+    router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(caller)])
+    upstreams = gateway.upstreams
+
+    @router.post(
+        "/summarize",
+        operation_id="summarize",
+        summary="Summarize a text (the summarizer service's /v1/summarize).",
+        openapi_extra=_SUMMARIZE_BODY,
+        responses={200: {"model": SummarizeResponse}},
+    )
+    async def summarize(request: Request, pinned: PinsDep) -> Response:
+        if _media_type(request) != "application/json":
+            raise UnsupportedMediaType(
+                "send the text as JSON with 'content-type: application/json': "
+                '{"text": "...", "max_sentences": 3}'
+            )
+        body = await request.body()
+        r = await upstreams["summarizer"].call(
+            "POST",
+            "/v1/summarize",
+            content=body,
+            content_type="application/json",
+            pin=pinned.for_upstream("summarizer"),
+        )
+        return _passed_on(r)
+
+    @router.post(
+        "/ocr",
+        operation_id="ocr",
+        summary="Read the text of an image or a multi-page TIFF (the OCR service's /v1/ocr).",
+        openapi_extra=_OCR_FORM,
+    )
+    async def ocr(request: Request, pinned: PinsDep) -> Response:
+        upload, fields = await _upload(request)
+        data, kind = await _read_typed(upload, IMAGE_KINDS)
+        form = {"mode": fields["mode"]} if "mode" in fields else None
+        r = await upstreams["ocr"].call(
+            "POST",
+            "/v1/ocr",
+            files={"file": (upload.filename or f"upload.{kind}", data, MEDIA_TYPES[kind])},
+            data=form,
+            pin=pinned.for_upstream("ocr"),
+        )
+        return _passed_on(r)
+
+    @router.post(
+        "/documents:summarize",
+        operation_id="summarize_document",
+        summary="Read a document (image, multi-page TIFF or PDF) and summarize it.",
+        openapi_extra=_UPLOAD_FORM,
+        response_model=DocumentSummary,
+    )
+    async def summarize_document(request: Request, pinned: PinsDep) -> Any:
+        upload, fields = await _upload(request)
+        params = _summary_params(fields)
+        data, kind = await _read_typed(upload, None)
+        if pinned.default is not None and not any(
+            pinned.default in u.routes.versions for u in upstreams.values()
+        ):
+            raise BadRequest(f"{HEADER}: no upstream has a version {pinned.default!r}")
+        try:
+            return await gateway.pipeline.run(data, kind, upload.filename or "", params, pinned)
+        except UpstreamAnswered as answered:
+            return _passed_on(answered.response)
+
+    return router

@@ -1,0 +1,39 @@
+"""The gateway's own response bodies (the proxied routes answer what the service answers)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class PageOut(BaseModel):
+    number: int = Field(description="Page number, from 1.")
+    source: Literal["text-layer", "ocr"] = Field(
+        description="Where the text came from: the PDF's text layer, or OCR of the page image."
+    )
+    text: str
+
+
+class StageError(BaseModel):
+    stage: Literal["summarize"] = Field(description="The stage that failed.")
+    code: str
+    message: str
+    status: int | None = Field(None, description="The HTTP status that stage got, if any.")
+    upstream: str | None = None
+
+
+class DocumentSummary(BaseModel):
+    text: str = Field(description="The document's text, pages separated by a blank line.")
+    summary: str | None = Field(
+        description="The summary; null when summarizing failed (see errors)."
+    )
+    pages: list[PageOut]
+    timings_ms: dict[str, float] = Field(
+        description="Milliseconds per stage: pages (all of text extraction and OCR), "
+        "text_layer, render (sum over pages), ocr (wall time), summarize, total."
+    )
+    backends: dict[str, str] = Field(description="The version of each upstream that served.")
+    errors: list[StageError] = Field(
+        description="Stages that failed without failing the request (the summary)."
+    )

@@ -1,0 +1,77 @@
+"""The gateway's settings: environment variables prefixed ``DOCSUM_GATEWAY_``.
+
+Which backends serve each upstream (and with which weight) is not a setting but a file,
+``DOCSUM_GATEWAY_BACKENDS_FILE``, re-read while the gateway runs (canary and blue/green
+changes need no restart); so are the API keys (``DOCSUM_GATEWAY_API_KEYS_FILE``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from ..common.settings import ServiceSettings
+
+
+class UpstreamSettings(BaseModel):
+    """How the gateway talks to one upstream (all of its backends)."""
+
+    #: Seconds one call to a backend may take, connect to last byte (504 past it).
+    timeout_s: float = Field(60.0, gt=0)
+    #: Seconds to open a TCP connection to a backend (then the next replica is tried).
+    connect_timeout_s: float = Field(2.0, gt=0)
+    #: Further attempts after a connection error or a 503, each on another replica if any.
+    retries: int = Field(2, ge=0, le=10)
+    #: First backoff before a retry, in milliseconds; doubles per attempt, full jitter.
+    backoff_base_ms: float = Field(25.0, ge=0)
+    #: Longest backoff before one retry, in milliseconds.
+    backoff_max_ms: float = Field(500.0, ge=0)
+    #: Consecutive failures (connection errors, timeouts, 5xx) that open a backend's circuit.
+    breaker_failures: int = Field(5, ge=1)
+    #: Seconds an open circuit refuses calls before one trial call is let through.
+    breaker_open_s: float = Field(10.0, gt=0)
+    #: Connections kept open to this upstream's backends, in all.
+    max_connections: int = Field(256, ge=1)
+    #: Idle keep-alive connections kept per upstream.
+    max_keepalive: int = Field(64, ge=0)
+    #: Seconds an idle keep-alive connection is kept.
+    keepalive_expiry_s: float = Field(30.0, ge=0)
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCSUM_GATEWAY_", env_nested_delimiter="__")
+
+    port: int = Field(8080, ge=1, le=65535)
+    #: A PDF of a hundred scanned pages is tens of MB.
+    max_body_bytes: int = Field(50 * 1024 * 1024, gt=0)
+    #: JSON ``{"ocr": [{"url", "version", "weight"}], "summarizer": [...]}``; unset → the
+    #: local services on 127.0.0.1:8081 and :8082, version "stable".
+    backends_file: Path | None = None
+    #: Lines ``<name>:<sha256 hex of the key>``, ``#`` comments. Required: no key, no access.
+    api_keys_file: Path | None = None
+    #: Seconds between checks of both files for changes; 0 → only on SIGHUP.
+    reload_interval_s: float = Field(1.0, ge=0)
+    #: Seconds between readiness probes of every backend (/readyz), in the background.
+    probe_interval_s: float = Field(2.0, gt=0)
+    #: Seconds one readiness probe may take.
+    probe_timeout_s: float = Field(1.0, gt=0)
+    #: Sustained requests per second allowed per API key (token bucket refill rate).
+    rate_limit_rps: float = Field(50.0, gt=0)
+    #: Requests a key may send at once above the sustained rate (token bucket size).
+    rate_limit_burst: int = Field(100, ge=1)
+    #: Origins allowed by CORS (JSON list, e.g. ``["https://app.example.com"]``); empty → off.
+    cors_origins: list[str] = Field(default_factory=list)
+    ocr: UpstreamSettings = Field(default_factory=UpstreamSettings)
+    summarizer: UpstreamSettings = Field(default_factory=lambda: UpstreamSettings(timeout_s=30.0))
+    #: Pages of one PDF read (422 above it).
+    pdf_max_pages: int = Field(100, ge=1)
+    #: Resolution scanned PDF pages are rendered at for OCR (the recognizer reads ~300 dpi).
+    pdf_render_dpi: int = Field(300, ge=72, le=600)
+    #: Most pixels of one rendered page; larger pages are rendered at a lower resolution.
+    pdf_max_render_pixels: int = Field(40_000_000, gt=0)
+    #: A page whose text layer has fewer letters and digits than this is OCR'd instead.
+    pdf_min_text_chars: int = Field(16, ge=1)
+    #: Pages of one document sent to OCR at once.
+    ocr_page_concurrency: int = Field(4, ge=1, le=64)
