@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run test test-fast lint bench clean fonts train-ocr
+.PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,15 @@ lint: setup ## ruff + mypy
 bench: setup ## the benchmarks behind the README's figures
 	$(PY) bench/summarize_quality.py
 	$(PY) bench/summarize_speed.py
+
+# Observability: Prometheus (Debian's package, unpacked into .tools/prometheus; no root, no
+# service installed) with the same rules file as on Kubernetes. UI: http://127.0.0.1:9090/classic/graph
+monitor: ## Prometheus on 127.0.0.1:9090 scraping `make run`, with docsum's alert rules
+	bash scripts/install_prometheus.sh
+	@mkdir -p .runs/prometheus
+	.tools/prometheus/bin/prometheus --config.file=monitoring/prometheus.yml \
+		--web.listen-address=127.0.0.1:9090 --storage.tsdb.path=.runs/prometheus \
+		--storage.tsdb.retention.time=7d --web.local-assets=.tools/prometheus/web
 
 OCR_RUN ?= .runs/ocr
 OCR_HOURS ?= 2.5
