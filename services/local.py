@@ -7,16 +7,55 @@ any still running after the grace period. If one child dies, the others are stop
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 GRACE_S = 30.0
+#: Where a local run keeps what it generates (git-ignored).
+RUNS = Path(".runs")
+
+
+def gateway_env(env: dict[str, str], runs: Path = RUNS) -> dict[str, str]:
+    """A local gateway's files, unless the environment names its own: a development API key
+    (made once, kept in ``.runs/dev-api-key``, printed) and backends on the local ports."""
+    from .gateway.backends import local_backends
+    from .ocr.settings import OCRSettings
+    from .summarizer.settings import SummarizerSettings
+
+    runs.mkdir(parents=True, exist_ok=True)
+    env = dict(env)
+    if not env.get("DOCSUM_GATEWAY_API_KEYS_FILE"):
+        key_path = runs / "dev-api-key"
+        if not key_path.exists():
+            key_path.write_text(secrets.token_urlsafe(32) + "\n")
+            key_path.chmod(0o600)
+        key = key_path.read_text().strip()
+        keys_file = runs / "dev-api-keys"
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        keys_file.write_text(f"# made by `docsum up` from {key_path}\ndev:{digest}\n")
+        env["DOCSUM_GATEWAY_API_KEYS_FILE"] = str(keys_file.resolve())
+        # The one place a key is shown: the developer's own terminal, on purpose.
+        sys.stderr.write(
+            f"\ndocsum: development API key (kept in {key_path}):\n"
+            f"    export DOCSUM_API_KEY={key}\n\n"
+        )
+    if not env.get("DOCSUM_GATEWAY_BACKENDS_FILE"):
+        backends = runs / "gateway-backends.json"
+        ports = OCRSettings().port, SummarizerSettings().port
+        backends.write_text(json.dumps(local_backends(*ports), indent=2) + "\n")
+        env["DOCSUM_GATEWAY_BACKENDS_FILE"] = str(backends.resolve())
+        log.info("gateway backends written (edit to try a canary)", extra={"path": str(backends)})
+    return env
 
 
 def run_stack(services: list[str]) -> int:
@@ -30,10 +69,13 @@ def run_stack(services: list[str]) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    env = os.environ.copy()
+    if "gateway" in services:
+        env = gateway_env(env)
     for name in services:
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "docsum.cli", "serve", name],
-            env=os.environ.copy(),
+            env=env,
             start_new_session=True,  # our Ctrl-C is delivered by us, as SIGTERM, once
         )
         log.info("started", extra={"child": name, "pid": children[name].pid})

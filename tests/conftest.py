@@ -105,3 +105,49 @@ def ocr_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServic
     )
     yield svc
     svc.stop()
+
+
+#: The API key of the test gateways (its SHA-256 is what their keys file holds).
+GATEWAY_KEY = "test-key-not-a-secret"
+
+
+def start_gateway(
+    tmp: Path,
+    backends: dict[str, list[dict[str, object]]],
+    env: dict[str, str] | None = None,
+    wait: bool = True,
+) -> LiveService:
+    """A gateway over ``backends`` (the backends file's JSON) accepting ``GATEWAY_KEY``."""
+    import hashlib
+    import json
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    keys = tmp / "api-keys"
+    keys.write_text(f"# test key\ntests:{hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()}\n")
+    backends_file = tmp / "backends.json"
+    backends_file.write_text(json.dumps(backends))
+    full_env = {
+        "DOCSUM_GATEWAY_API_KEYS_FILE": str(keys),
+        "DOCSUM_GATEWAY_BACKENDS_FILE": str(backends_file),
+        "DOCSUM_GATEWAY_PROBE_INTERVAL_S": "0.5",
+        **(env or {}),
+    }
+    return start_service("gateway", tmp, full_env, wait=wait)
+
+
+@pytest.fixture(scope="session")
+def gateway_service(
+    tmp_path_factory: pytest.TempPathFactory,
+    summarizer_service: LiveService,
+    ocr_service: LiveService,
+) -> Iterator[LiveService]:
+    """The gateway in front of the real OCR and summarizer services (one stable version)."""
+    svc = start_gateway(
+        tmp_path_factory.mktemp("gateway"),
+        {
+            "ocr": [{"url": ocr_service.url, "version": "stable", "weight": 100}],
+            "summarizer": [{"url": summarizer_service.url, "version": "stable", "weight": 100}],
+        },
+    )
+    yield svc
+    svc.stop()

@@ -99,7 +99,7 @@ class PdfDocument:
             scale = dpi / 72.0
             pixels = width_pt * height_pt * scale * scale
             if pixels > max_pixels:
-                scale *= (max_pixels / pixels) ** 0.5
+                scale *= (max_pixels / pixels) ** 0.5 * 0.995  # PDFium rounds sizes up
             bitmap = page.render(scale=scale, grayscale=True, may_draw_forms=False)
             image = bitmap.to_pil().convert("L")
             bitmap.close()

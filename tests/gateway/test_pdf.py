@@ -1,0 +1,51 @@
+"""PDF reading with pypdfium2 on PDFs made in code: text layers, scans, limits, passwords."""
+
+from __future__ import annotations
+
+import pytest
+
+from docsum.common.errors import InvalidInput
+from docsum.gateway.pdf import PdfDocument, encode_png, usable_text
+from tests.gateway.documents import ARTICLE, make_pdf, scanned_pdf, text_page
+
+
+def test_text_layer_pages_are_read_and_scanned_pages_are_left_for_ocr() -> None:
+    pdf = make_pdf([ARTICLE[:3], text_page(ARTICLE[3:], dpi=100), ["Page 3: short."]])
+    with PdfDocument(pdf, max_pages=10) as doc:
+        pages = doc.text_layers(min_chars=16)
+    assert [p.number for p in pages] == [1, 2, 3]
+    assert pages[0].text is not None and pages[0].text.splitlines() == ARTICLE[:3]
+    assert pages[1].text is None  # an image only
+    assert pages[2].text is None  # 9 letters and digits: too little to trust over OCR
+
+
+def test_scanned_page_renders_grey_at_the_asked_resolution() -> None:
+    pdf = scanned_pdf([text_page(ARTICLE, dpi=150)], dpi=150)  # an 8.5 × 11 in page
+    with PdfDocument(pdf, max_pages=10) as doc:
+        assert doc.text_layers(16)[0].text is None
+        image = doc.render(1, dpi=300, max_pixels=40_000_000)
+        assert image.mode == "L" and image.size == pytest.approx((2550, 3300), abs=2)
+        small = doc.render(1, dpi=300, max_pixels=1_000_000)  # capped: lower resolution
+        assert small.width * small.height <= 1_000_000 and small.width > 800
+    assert encode_png(small).startswith(b"\x89PNG")
+    # The ink survived: dark pixels where the text is.
+    low, high = image.getextrema()
+    assert low < 64 and high == 255
+
+
+def test_password_protected_pdf_is_refused_with_a_message() -> None:
+    with pytest.raises(InvalidInput, match="encrypted and needs a password"):
+        PdfDocument(make_pdf([ARTICLE[:2]], encrypt=True), max_pages=10)
+
+
+def test_page_limit_and_broken_pdfs() -> None:
+    with pytest.raises(InvalidInput, match="12 pages; the limit is 10"):
+        PdfDocument(make_pdf([["x"]] * 12), max_pages=10)
+    with pytest.raises(InvalidInput, match="not a readable PDF"):
+        PdfDocument(b"%PDF-1.4\nthis is not a PDF body", max_pages=10)
+
+
+def test_usable_text_wants_letters_not_garbage() -> None:
+    assert usable_text("The council approved the budget.", 16)
+    assert not usable_text("Page 3", 16)
+    assert not usable_text("\ue000\ue001\ue002" * 20 + "abcdefghijklmnopqrstuvwxyz", 16)
