@@ -1,0 +1,280 @@
+{{/*
+Helpers shared by every template. A "service context" is a dict:
+  root   the chart's top context ($)
+  name   ocr | summarizer | gateway
+  svc    that service's values block
+  track  stable | canary          (which gateway-weighted track; ocr and summarizer)
+  slot   "" | blue | green        (gateway blue/green without Argo)
+*/}}
+
+{{/* The image tag of a service context: slot tag, canary tag, then the global tag, then appVersion. */}}
+{{- define "docsum.tag" -}}
+{{- $root := .root -}}
+{{- $tag := $root.Values.image.tag | default $root.Chart.AppVersion -}}
+{{- if and (eq .track "canary") .svc.canary.image.tag -}}
+{{- $tag = .svc.canary.image.tag -}}
+{{- end -}}
+{{- if .slot -}}
+{{- $slotTag := (index .svc.blueGreen.slots .slot).tag -}}
+{{- if $slotTag }}{{ $tag = $slotTag }}{{ end -}}
+{{- end -}}
+{{- $tag -}}
+{{- end -}}
+
+{{/* Object name: docsum-<service>[-canary|-<slot>]. */}}
+{{- define "docsum.fullname" -}}
+docsum-{{ .name }}{{ if eq .track "canary" }}-canary{{ end }}{{ if .slot }}-{{ .slot }}{{ end }}
+{{- end -}}
+
+{{/* Labels that select one service's pods (immutable once a Deployment exists). */}}
+{{- define "docsum.selectorLabels" -}}
+app.kubernetes.io/name: docsum
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- if ne .name "gateway" }}
+docsum.io/track: {{ .track | default "stable" }}
+{{- end }}
+{{- if .slot }}
+docsum.io/slot: {{ .slot }}
+{{- end }}
+{{- end -}}
+
+{{/* Every label of a service's objects. */}}
+{{- define "docsum.labels" -}}
+{{ include "docsum.selectorLabels" . }}
+app.kubernetes.io/part-of: docsum
+app.kubernetes.io/version: {{ include "docsum.tag" . | quote }}
+app.kubernetes.io/managed-by: {{ .root.Values.managedBy | default .root.Release.Service }}
+{{- with .root.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Labels of objects that belong to no one service (namespace, rules, policies). */}}
+{{- define "docsum.commonLabels" -}}
+app.kubernetes.io/name: docsum
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/part-of: docsum
+app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Values.managedBy | default .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* Environment variable prefix of a service: DOCSUM_OCR_ ... */}}
+{{- define "docsum.envPrefix" -}}
+DOCSUM_{{ upper .name }}_
+{{- end -}}
+
+{{/* The resources of a service context: the GPU block on GPU pods, nvidia.com/gpu added. */}}
+{{- define "docsum.resources" -}}
+{{- if and (eq .name "ocr") .svc.gpu.enabled -}}
+{{- $r := deepCopy .svc.gpu.resources -}}
+{{- $_ := set $r.limits "nvidia.com/gpu" .svc.gpu.count -}}
+{{- $_ := set $r.requests "nvidia.com/gpu" .svc.gpu.count -}}
+{{- toYaml $r -}}
+{{- else -}}
+{{- toYaml .svc.resources -}}
+{{- end -}}
+{{- end -}}
+
+{{/* torch threads = the CPU limit in whole cores (at least 1) unless torchThreads is set. */}}
+{{- define "docsum.torchThreads" -}}
+{{- if .svc.torchThreads -}}
+{{- .svc.torchThreads -}}
+{{- else -}}
+{{- $res := include "docsum.resources" . | fromYaml -}}
+{{- $cpu := toString $res.limits.cpu -}}
+{{- if hasSuffix "m" $cpu -}}
+{{- max 1 (div (trimSuffix "m" $cpu | atoi) 1000) -}}
+{{- else -}}
+{{- max 1 (float64 $cpu | floor | int) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The service's settings ConfigMap (envFrom): DOCSUM_<SVC>_<NAME> from svc.settings. */}}
+{{- define "docsum.settingsData" -}}
+{{- $prefix := include "docsum.envPrefix" . -}}
+{{- range $k, $v := .svc.settings }}
+{{ printf "%s%s" $prefix (upper $k) }}: {{ $v | toString | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The pod template of a service context (Deployment and Rollout share it). */}}
+{{- define "docsum.podTemplate" -}}
+{{- $root := .root -}}
+{{- $svc := .svc -}}
+{{- $prefix := include "docsum.envPrefix" . -}}
+{{- $gpu := and (eq .name "ocr") $svc.gpu.enabled -}}
+metadata:
+  labels:
+    {{- include "docsum.labels" . | nindent 4 }}
+  annotations:
+    checksum/settings: {{ include "docsum.settingsData" . | sha256sum | trunc 16 }}
+spec:
+  serviceAccountName: docsum-{{ .name }}
+  # No service needs the Kubernetes API.
+  automountServiceAccountToken: false
+  # Service links would inject DOCSUM_OCR_PORT=tcp://… into every pod: a clash with our settings.
+  enableServiceLinks: false
+  # Must exceed preStop + the service's drain (SHUTDOWN_GRACE_S) so in-flight requests finish.
+  terminationGracePeriodSeconds: {{ add $root.Values.preStopSleepSeconds (int (index $svc.settings "SHUTDOWN_GRACE_S" | default 25)) 10 }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if and $gpu $svc.gpu.runtimeClassName }}
+  runtimeClassName: {{ $svc.gpu.runtimeClassName }}
+  {{- end }}
+  {{- $nodeSelector := deepCopy $svc.nodeSelector }}
+  {{- $tolerations := $svc.tolerations }}
+  {{- if $gpu }}
+  {{- $nodeSelector = merge $nodeSelector $svc.gpu.nodeSelector }}
+  {{- $tolerations = concat $tolerations $svc.gpu.tolerations }}
+  {{- end }}
+  {{- with $nodeSelector }}
+  nodeSelector:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $tolerations }}
+  tolerations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $svc.affinity }}
+  affinity:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if $root.Values.topologySpread.enabled }}
+  topologySpreadConstraints:
+    {{- range $key := list "kubernetes.io/hostname" "topology.kubernetes.io/zone" }}
+    - maxSkew: 1
+      topologyKey: {{ $key }}
+      whenUnsatisfiable: {{ $root.Values.topologySpread.whenUnsatisfiable }}
+      labelSelector:
+        matchLabels:
+          {{- include "docsum.selectorLabels" $ | nindent 10 }}
+    {{- end }}
+  {{- end }}
+  containers:
+    - name: {{ .name }}
+      image: "{{ $root.Values.image.registry }}/{{ .name }}:{{ include "docsum.tag" . }}"
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      args: ["serve", "{{ .name }}"]
+      ports:
+        - name: http
+          containerPort: {{ $svc.port }}
+          protocol: TCP
+      env:
+        - {name: {{ $prefix }}HOST, value: "0.0.0.0"}
+        - {name: {{ $prefix }}PORT, value: {{ $svc.port | quote }}}
+        {{- if ne .name "gateway" }}
+        - {name: {{ $prefix }}TORCH_THREADS, value: {{ include "docsum.torchThreads" . | quote }}}
+        - {name: {{ $prefix }}DEVICE, value: {{ ternary "cuda" "cpu" $gpu | quote }}}
+        {{- else }}
+        - {name: DOCSUM_GATEWAY_BACKENDS_FILE, value: /etc/docsum/backends/backends.json}
+        - {name: DOCSUM_GATEWAY_API_KEYS_FILE, value: /etc/docsum/api-keys/api-keys}
+        {{- end }}
+        # The root filesystem is read-only: caches (HF, torch) go to the /tmp emptyDir.
+        - {name: HOME, value: /tmp}
+        - {name: HF_HUB_OFFLINE, value: "1"}
+      envFrom:
+        - configMapRef:
+            name: {{ include "docsum.fullname" (dict "name" .name "track" "stable") }}
+      resources:
+        {{- include "docsum.resources" . | nindent 8 }}
+      securityContext:
+        {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
+      startupProbe:
+        httpGet: {path: /readyz, port: http}
+        periodSeconds: {{ $svc.startupProbe.periodSeconds }}
+        failureThreshold: {{ $svc.startupProbe.failureThreshold }}
+        timeoutSeconds: 2
+      readinessProbe:
+        httpGet: {path: /readyz, port: http}
+        periodSeconds: 5
+        failureThreshold: 2
+        timeoutSeconds: 2
+      livenessProbe:
+        httpGet: {path: /livez, port: http}
+        periodSeconds: 10
+        failureThreshold: 3
+        timeoutSeconds: 2
+      lifecycle:
+        preStop:
+          exec:
+            command: ["sleep", "{{ $root.Values.preStopSleepSeconds }}"]
+      volumeMounts:
+        - {name: tmp, mountPath: /tmp}
+        {{- if eq .name "gateway" }}
+        # A directory mount (not subPath) so ConfigMap and Secret updates reach the pod.
+        - {name: backends, mountPath: /etc/docsum/backends, readOnly: true}
+        - {name: api-keys, mountPath: /etc/docsum/api-keys, readOnly: true}
+        {{- end }}
+  volumes:
+    - name: tmp
+      emptyDir:
+        sizeLimit: {{ $root.Values.tmpSizeLimit }}
+    {{- if eq .name "gateway" }}
+    - name: backends
+      configMap:
+        name: docsum-gateway-backends
+    - name: api-keys
+      secret:
+        secretName: {{ $svc.apiKeys.existingSecret | default "docsum-api-keys" }}
+        defaultMode: 0440
+    {{- end }}
+{{- end -}}
+
+{{/* Service contexts of every enabled workload: stable, canary tracks and gateway slots. */}}
+{{- define "docsum.workloads" -}}
+{{- $out := list -}}
+{{- range $name := list "ocr" "summarizer" "gateway" -}}
+{{- $svc := index $.Values $name -}}
+{{- if $svc.enabled -}}
+{{- if and (eq $name "gateway") $svc.blueGreen.enabled -}}
+{{- range $slot := list "blue" "green" -}}
+{{- $out = append $out (dict "name" $name "track" "stable" "slot" $slot) -}}
+{{- end -}}
+{{- else -}}
+{{- $out = append $out (dict "name" $name "track" "stable" "slot" "") -}}
+{{- end -}}
+{{- if and (ne $name "gateway") $svc.canary.enabled -}}
+{{- $out = append $out (dict "name" $name "track" "canary" "slot" "") -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* The AnalysisTemplates a Rollout runs, with the new (Latest) and Stable pod-template hashes. */}}
+{{- define "docsum.analysisRef" -}}
+templates:
+  - templateName: docsum-error-rate
+  - templateName: docsum-p99-latency
+args:
+  - name: service
+    value: {{ .name }}
+  - name: namespace
+    value: {{ .root.Release.Namespace }}
+  - name: new-hash
+    valueFrom:
+      podTemplateHashValue: Latest
+  - name: stable-hash
+    valueFrom:
+      podTemplateHashValue: Stable
+{{- end -}}
+
+{{/* The gateway's live slot: the live Service's (kept across upgrades; `docsum rollout promote`
+     owns it after install), else gateway.blueGreen.activeSlot. */}}
+{{- define "docsum.activeSlot" -}}
+{{- $live := lookup "v1" "Service" .Release.Namespace "docsum-gateway" -}}
+{{- $slot := "" -}}
+{{- if $live -}}
+{{- $slot = index ($live.spec.selector | default dict) "docsum.io/slot" | default "" -}}
+{{- end -}}
+{{- $slot | default .Values.gateway.blueGreen.activeSlot -}}
+{{- end -}}
