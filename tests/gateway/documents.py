@@ -42,7 +42,8 @@ def text_page(
     size = round(11 / 72 * dpi)
     font = _font(size)
     y = dpi  # one-inch margins
-    for line in textwrap.wrap(" ".join(sentences), width=int(6.5 * 72 / 11 * 1.9)):
+    chars_per_line = int((width_in - 2) * 72 / 11 * 1.9)  # ~1.9 characters per em
+    for line in textwrap.wrap(" ".join(sentences), width=chars_per_line):
         draw.text((dpi, y), line, fill=0, font=font)
         y += round(size * 1.5)
     return page
@@ -113,9 +114,7 @@ def make_pdf(pages: list[list[str] | Image.Image], encrypt: bool = False) -> byt
             ops += [f"{_pdf_string(line)} Tj T*" for line in page]
             ops.append("ET")
             stream = "\n".join(ops).encode("latin-1")
-        content = add(
-            f"<< /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream"
-        )
+        content = add(f"<< /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream")
         kids.append(
             add(
                 f"<< /Type /Page /Parent {pages_obj} 0 R /MediaBox [0 0 612 792] "
@@ -130,7 +129,10 @@ def make_pdf(pages: list[list[str] | Image.Image], encrypt: bool = False) -> byt
     if encrypt:
         # O and U that no empty password matches: the reader needs the (unknown) password.
         enc = add(
-            b"<< /Filter /Standard /V 1 /R 2 /O <" + b"ab" * 32 + b"> /U <" + b"cd" * 32
+            b"<< /Filter /Standard /V 1 /R 2 /O <"
+            + b"ab" * 32
+            + b"> /U <"
+            + b"cd" * 32
             + b"> /P -4 >>"
         )
         trailer_extra = f" /Encrypt {enc} 0 R /ID [<{'01' * 16}> <{'01' * 16}>]"

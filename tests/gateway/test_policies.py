@@ -188,19 +188,23 @@ def test_backends_file_parsing_groups_by_version() -> None:
     assert [(s.version, s.weight) for s in specs["summarizer"]] == [("stable", 90), ("canary", 10)]
 
 
+def _both(ocr: list[dict[str, object]], **extra: object) -> dict[str, object]:
+    return {"ocr": ocr, "summarizer": [{"url": "http://b"}], **extra}
+
+
 @pytest.mark.parametrize(
     ("data", "complaint"),
     [
         ([], "JSON object"),
         ({"ocr": [{"url": "http://a"}]}, "'summarizer' needs"),
-        ({"ocr": [{"url": "ftp://a"}], "summarizer": [{"url": "http://b"}]}, "not an http"),
-        ({"ocr": [{"url": "http://a", "weight": 0}], "summarizer": [{"url": "http://b"}]}, "0"),
-        ({"ocr": [{"url": "http://a", "weight": -1}], "summarizer": [{"url": "http://b"}]}, "weight"),
-        ({"ocr": [{"url": "http://a"}], "summarizer": [{"url": "http://b"}], "x": []}, "unknown"),
-        ({"ocr": [{"url": "http://a", "colour": 1}], "summarizer": [{"url": "http://b"}]}, "colour"),
-        ({"ocr": [{"url": "http://a"}, {"url": "http://a/"}], "summarizer": [{"url": "http://b"}]}, "twice"),
+        (_both([{"url": "ftp://a"}]), "not an http"),
+        (_both([{"url": "http://a", "weight": 0}]), "every weight is 0"),
+        (_both([{"url": "http://a", "weight": -1}]), "weight"),
+        (_both([{"url": "http://a"}], x=[]), "unknown"),
+        (_both([{"url": "http://a", "colour": 1}]), "colour"),
+        (_both([{"url": "http://a"}, {"url": "http://a/"}]), "twice"),
     ],
-)  # fmt: skip
+)
 def test_bad_backends_files_are_refused_with_a_reason(data: object, complaint: str) -> None:
     with pytest.raises(BackendsConfigError, match=complaint):
         parse_backends(data)

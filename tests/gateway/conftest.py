@@ -1,0 +1,91 @@
+"""Gateway test helpers: backends that are down or slow, a second summarizer as a canary."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import GATEWAY_KEY, LiveService, free_port, start_service
+
+AUTH = {"X-API-Key": GATEWAY_KEY}
+
+
+def dead_url() -> str:
+    """A URL where nothing listens (connection refused)."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+def backend(url: str, version: str = "stable", weight: float = 100) -> dict[str, Any]:
+    return {"url": url, "version": version, "weight": weight}
+
+
+class _SlowHandler(socketserver.BaseRequestHandler):
+    """Reads the request, waits ``server.delay_s``, then answers 200: a real, slow server."""
+
+    def handle(self) -> None:
+        self.request.recv(65536)
+        time.sleep(self.server.delay_s)  # type: ignore[attr-defined]
+        body = b'{"status": "late"}'
+        self.request.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+
+
+class SlowServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__(("127.0.0.1", 0), _SlowHandler)
+        self.delay_s = delay_s
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture(scope="session")
+def slow_server() -> Iterator[SlowServer]:
+    """Answers every request after 5 s."""
+    server = SlowServer(delay_s=5.0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def canary_summarizer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    """A second summarizer process: the "canary" (or "green") version in routing tests."""
+    svc = start_service(
+        "summarizer",
+        tmp_path_factory.mktemp("summarizer-canary"),
+        {"DOCSUM_SUMMARIZER_BATCH__MAX_WAIT_MS": "20", "DOCSUM_SUMMARIZER_TORCH_THREADS": "1"},
+    )
+    yield svc
+    svc.stop()
+
+
+def counter(service: LiveService, name: str, **labels: str) -> float:
+    """The value of one Prometheus counter series of ``service`` (0 if absent)."""
+    text = httpx.get(f"{service.url}/metrics", timeout=10).text
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    total = 0.0
+    for line in text.splitlines():
+        series, _, value = line.rpartition(" ")
+        if series == name:  # no labels
+            total += float(value)
+        elif series.startswith(name + "{"):
+            got = series[len(name) + 1 : -1].split(",")
+            if all(part in got for part in want.split(",") if part):
+                total += float(value)
+    return total
