@@ -161,7 +161,12 @@ spec:
   {{- end }}
   containers:
     - name: {{ .name }}
+      {{- $digest := index $root.Values.image.digests .name | default "" }}
+      {{- if and $digest (eq .track "stable") (not .slot) }}
+      image: "{{ $root.Values.image.registry }}/{{ .name }}@{{ $digest }}"
+      {{- else }}
       image: "{{ $root.Values.image.registry }}/{{ .name }}:{{ include "docsum.tag" . }}"
+      {{- end }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       args: ["serve", "{{ .name }}"]
       ports:
