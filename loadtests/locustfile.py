@@ -1,0 +1,92 @@
+"""docsum's Locust users: summarize, OCR and the document pipeline (closed loop).
+
+Run against the local stack (``make run`` in another terminal, or let ``make loadtest`` start
+it)::
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8080 --api-key "$DOCSUM_API_KEY"
+
+Add one shape to steer the load over time (each is a file, so exactly one is active)::
+
+    -f loadtests/locustfile.py,loadtests/shapes/ramp.py     # 0 → --users, then hold
+    -f loadtests/locustfile.py,loadtests/shapes/step.py     # + --step-users every --step-s
+    -f loadtests/locustfile.py,loadtests/shapes/spike.py    # base, a burst to --users, base
+    -f loadtests/locustfile.py,loadtests/shapes/arrival.py  # open loop: --arrival-rate req/s
+
+The users here are closed loop: each waits for its answer, thinks, and sends again, like a
+person at a screen. A slow server slows them down, so their figures flatter the server; the
+arrival shape's open-loop users send on a clock whatever the server does (see
+``shapes/arrival.py``), which is what SLO checks use.
+"""
+
+from __future__ import annotations
+
+import random
+from itertools import count
+from typing import Any
+
+from locust import FastHttpUser, between, task
+from locust.exception import StopUser
+
+from loadtests import routes
+
+_ids = count()
+
+
+class DocsumUser(FastHttpUser):
+    """A user with the payload pool, a seeded random source and the route context."""
+
+    abstract = True
+    #: Seconds to connect, and to wait for an answer (a multi-page scan on CPU takes tens).
+    connection_timeout = 10.0
+    network_timeout = 180.0
+    route = ""
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        options = environment.parsed_options
+        self.ctx = routes.Context.from_options(options)
+        self.rng = random.Random(options.payload_seed * 100_003 + next(_ids))
+        self.enabled = self.route in routes.chosen_routes(options)
+
+    def on_start(self) -> None:
+        if not self.enabled:
+            raise StopUser()
+
+    def call(self) -> None:
+        routes.CALLS[self.route](self.client, self.ctx, self.rng)
+
+
+class SummarizeUser(DocsumUser):
+    """Summarizes an article (150-2,000 words, median 600), reads it, sends the next."""
+
+    weight = routes.WEIGHTS["summarize"]
+    wait_time = between(1, 3)
+    route = "summarize"
+
+    @task
+    def summarize(self) -> None:
+        self.call()
+
+
+class OcrUser(DocsumUser):
+    """Reads one scanned A4 page (300 dpi PNG, full or part-filled)."""
+
+    weight = routes.WEIGHTS["ocr"]
+    wait_time = between(2, 5)
+    route = "ocr"
+
+    @task
+    def ocr(self) -> None:
+        self.call()
+
+
+class DocumentUser(DocsumUser):
+    """Uploads a document for a summary: text PDF, scanned PNG, two-page TIFF or scanned PDF."""
+
+    weight = routes.WEIGHTS["document"]
+    wait_time = between(3, 8)
+    route = "document"
+
+    @task
+    def document(self) -> None:
+        self.call()

@@ -1,0 +1,243 @@
+"""What a docsum load-test user sends, and the options that steer it.
+
+Imported by the Locust files (``locustfile.py`` and ``shapes/*.py``), never run by itself. It
+registers the docsum command-line options once, builds the payload pool once per process, and
+defines one call per route: OCR, summarize, the document pipeline. A call names its statistics
+entry after the route template, the same string as the ``route`` label in Prometheus and the key
+in ``slo.toml``.
+
+Targets:
+- ``gateway`` (default): the public API at ``--host`` with an API key (``--api-key`` or
+  ``DOCSUM_API_KEY``): ``/api/v1/summarize``, ``/api/v1/ocr``, ``/api/v1/documents:summarize``.
+- ``direct``: the services themselves, ``--summarizer-host`` ``/v1/summarize`` and
+  ``--ocr-host`` ``/v1/ocr`` (no pipeline: that is the gateway's).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.contrib.fasthttp import FastHttpSession, ResponseContextManager
+from locust.runners import WorkerRunner
+
+from loadtests.payloads import PayloadPool, make_pool
+
+#: Each route's share of the closed-loop users and of open-loop arrivals. Texts to summarize
+#: are the common case, single pages for OCR next, whole documents through the pipeline (the
+#: heaviest) least.
+WEIGHTS = {"summarize": 6, "ocr": 3, "document": 1}
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument(
+        "--target",
+        choices=["gateway", "direct"],
+        default="gateway",
+        env_var="DOCSUM_LOADTEST_TARGET",
+        help="gateway: the public API at --host; direct: the services at --ocr-host and "
+        "--summarizer-host",
+    )
+    parser.add_argument(
+        "--api-key",
+        default="",
+        env_var="DOCSUM_API_KEY",
+        is_secret=True,
+        help="the gateway API key (sent as X-API-Key)",
+    )
+    parser.add_argument("--ocr-host", default="http://127.0.0.1:8081", help="direct target")
+    parser.add_argument("--summarizer-host", default="http://127.0.0.1:8082", help="direct target")
+    parser.add_argument(
+        "--routes",
+        default="summarize,ocr,document",
+        help="comma-separated routes the users call: summarize, ocr, document",
+    )
+    parser.add_argument(
+        "--backend-version",
+        default="",
+        help="pin a backend version through the gateway (X-Docsum-Backend), e.g. canary",
+    )
+    parser.add_argument("--payload-seed", type=int, default=7, help="seed of the payload pool")
+    parser.add_argument(
+        "--page-dpi", type=int, default=300, help="resolution of the rendered A4 pages"
+    )
+    parser.add_argument(
+        "--max-sentences", type=int, default=3, help="summary length asked for, in sentences"
+    )
+    parser.add_argument(
+        "--summary-json",
+        default="",
+        help="write the final statistics (response-time histograms, errors) to this file",
+    )
+
+
+@events.quitting.add_listener
+def _write_summary(environment: Any, **_: Any) -> None:
+    """The final figures, for loadtests/report.py: taken after every user stopped.
+
+    (Locust's CSV files are rewritten every second and may miss the last requests; its
+    --json-file resets the statistics it writes.)
+    """
+    path = environment.parsed_options and environment.parsed_options.summary_json
+    if not path or isinstance(environment.runner, WorkerRunner):
+        return
+    stats = environment.runner.stats
+    entries = [
+        {
+            "method": e.method,
+            "name": e.name,
+            "requests": e.num_requests,
+            "failures": e.num_failures,
+            "response_times_ms": {str(k): v for k, v in sorted(e.response_times.items())},
+            "start_time": e.start_time,
+            "last_request_time": e.last_request_timestamp,
+        }
+        for e in stats.entries.values()
+    ]
+    errors = [
+        {"method": e.method, "name": e.name, "error": str(e.error), "occurrences": e.occurrences}
+        for e in stats.errors.values()
+    ]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps({"entries": entries, "errors": errors}, indent=1) + "\n")
+
+
+@cache
+def pool(seed: int, dpi: int) -> PayloadPool:
+    """The payloads of this process, made once (about a second of CPU)."""
+    return make_pool(seed=seed, dpi=dpi)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a call needs from the parsed options."""
+
+    target: str
+    headers: dict[str, str]
+    ocr_host: str
+    summarizer_host: str
+    max_sentences: int
+    payloads: PayloadPool
+
+    @classmethod
+    def from_options(cls, options: Any) -> Context:
+        headers = {}
+        if options.target == "gateway":
+            if options.api_key:
+                headers["X-API-Key"] = options.api_key
+            if options.backend_version:
+                headers["X-Docsum-Backend"] = options.backend_version
+        return cls(
+            target=options.target,
+            headers=headers,
+            ocr_host=options.ocr_host.rstrip("/"),
+            summarizer_host=options.summarizer_host.rstrip("/"),
+            max_sentences=options.max_sentences,
+            payloads=pool(options.payload_seed, options.page_dpi),
+        )
+
+
+def _check(r: ResponseContextManager, field: str) -> None:
+    """Mark the request failed unless it is a 200 whose JSON has ``field``.
+
+    The failure message is the status and the error code only (no request id), so Locust
+    groups failures into a few lines.
+    """
+    if r.status_code != 200:
+        code = ""
+        try:
+            code = r.json().get("error", {}).get("code", "")
+        except Exception:  # not JSON: a proxy page, a reset connection
+            error = getattr(r, "error", None)
+            code = type(error).__name__ if error else ""
+        r.failure(f"HTTP {r.status_code} {code}".strip())
+        return
+    try:
+        body = r.json()
+    except Exception:
+        r.failure("200 with a body that is not JSON")
+        return
+    if field not in body:
+        r.failure(f"200 without '{field}'")
+
+
+def summarize(client: FastHttpSession, ctx: Context, rng: random.Random) -> None:
+    text = rng.choice(ctx.payloads.texts)
+    if ctx.target == "gateway":
+        url = name = "/api/v1/summarize"
+    else:
+        url, name = f"{ctx.summarizer_host}/v1/summarize", "/v1/summarize"
+    with client.post(
+        url,
+        json={"text": text, "max_sentences": ctx.max_sentences},
+        headers=ctx.headers,
+        name=name,
+        catch_response=True,
+    ) as r:
+        _check(r, "summary")
+
+
+def ocr(client: FastHttpSession, ctx: Context, rng: random.Random) -> None:
+    upload = rng.choice(ctx.payloads.ocr_uploads)
+    if ctx.target == "gateway":
+        url = name = "/api/v1/ocr"
+    else:
+        url, name = f"{ctx.ocr_host}/v1/ocr", "/v1/ocr"
+    with client.post(
+        url,
+        data=upload.body,  # type: ignore[arg-type]  # bytes are sent as they are
+        headers={**ctx.headers, "Content-Type": upload.content_type},
+        name=name,
+        catch_response=True,
+    ) as r:
+        _check(r, "pages")
+
+
+def document(client: FastHttpSession, ctx: Context, rng: random.Random) -> None:
+    if ctx.target != "gateway":
+        raise ValueError("the document pipeline is a gateway route; use --target gateway")
+    uploads, weights = zip(*ctx.payloads.documents, strict=True)
+    upload = rng.choices(uploads, weights)[0]
+    name = "/api/v1/documents:summarize"
+    with client.post(
+        name,
+        data=upload.body,
+        headers={**ctx.headers, "Content-Type": upload.content_type},
+        name=name,
+        catch_response=True,
+    ) as r:
+        _check(r, "text")
+
+
+CALLS: dict[str, Callable[[FastHttpSession, Context, random.Random], None]] = {
+    "summarize": summarize,
+    "ocr": ocr,
+    "document": document,
+}
+
+
+def stats_name(route: str, target: str) -> str:
+    """The statistics entry (and Prometheus ``route`` label) of ``route`` for ``target``."""
+    if target == "gateway":
+        return {"document": "/api/v1/documents:summarize"}.get(route, f"/api/v1/{route}")
+    return f"/v1/{route}"
+
+
+def chosen_routes(options: Any) -> list[str]:
+    """The routes named by ``--routes``, checked."""
+    routes = [r.strip() for r in options.routes.split(",") if r.strip()]
+    unknown = sorted(set(routes) - set(CALLS))
+    if unknown or not routes:
+        raise ValueError(f"--routes: unknown {unknown}; choose from {sorted(CALLS)}")
+    if options.target == "direct" and "document" in routes:
+        routes.remove("document")
+    if not routes:
+        raise ValueError("--target direct has no document route; choose summarize and/or ocr")
+    return routes
