@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor
+.PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor loadtest
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,6 +55,13 @@ monitor: ## Prometheus on 127.0.0.1:9090 scraping `make run`, with docsum's aler
 	.tools/prometheus/bin/prometheus --config.file=monitoring/prometheus.yml \
 		--web.listen-address=127.0.0.1:9090 --storage.tsdb.path=.runs/prometheus \
 		--storage.tsdb.retention.time=7d --web.local-assets=.tools/prometheus/web
+
+# Load test (Locust, headless): uses the `make run` stack if it is up, else starts one for the
+# run. Reports in reports/; exit 1 when an SLO of loadtests/slo.toml is broken.
+# E.g. make loadtest LOADTEST_ARGS="--routes summarize --arrival-rate 3 --run-time 60s"
+LOADTEST_ARGS ?=
+loadtest: setup ## Locust against the local stack: p50/p95/p99 per route, SLO verdict, reports/
+	$(PY) -m loadtests.run $(LOADTEST_ARGS)
 
 OCR_RUN ?= .runs/ocr
 OCR_HOURS ?= 2.5
