@@ -52,6 +52,52 @@ class SlowServer(socketserver.ThreadingTCPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
+class _FlakyHandler(socketserver.BaseRequestHandler):
+    """Ready by its probe, but every other request fails: 503, or the connection dropped."""
+
+    def handle(self) -> None:
+        request = self.request.recv(65536)
+        if request.startswith(b"GET /readyz"):
+            body, status = b'{"status": "ready"}', b"200 OK"
+        elif self.server.mode == "drop":  # type: ignore[attr-defined]
+            return  # closed without an answer
+        else:
+            body = b'{"error": {"code": "overloaded", "message": "queue full"}}'
+            status = b"503 Service Unavailable\r\nretry-after: 1"
+        self.request.sendall(
+            b"HTTP/1.1 "
+            + status
+            + b"\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+            + body
+        )
+
+
+class FlakyServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(("127.0.0.1", 0), _FlakyHandler)
+        self.mode = mode
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def flaky_servers() -> Iterator[tuple[FlakyServer, FlakyServer]]:
+    """One replica that answers 503, one that drops connections; both look ready."""
+    servers = (FlakyServer("503"), FlakyServer("drop"))
+    for server in servers:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield servers
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="session")
 def slow_server() -> Iterator[SlowServer]:
     """Answers every request after 5 s."""
