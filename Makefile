@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor loadtest
+.PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor loadtest tesseract
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,9 +43,13 @@ lint: setup ## ruff + mypy
 	@mkdir -p build/mypy && ln -sfn ../../services build/mypy/docsum
 	MYPYPATH=build/mypy $(VENV)/bin/mypy -p docsum
 
-bench: setup ## the benchmarks behind the README's figures
+bench: setup tesseract ## the benchmarks behind the README's figures
 	$(PY) bench/summarize_quality.py
 	$(PY) bench/summarize_speed.py
+	$(PY) bench/ocr_bench.py
+
+tesseract: ## Tesseract 5.3 (the OCR peer of the benchmarks) into .tools/tesseract, no root
+	bash scripts/install_tesseract.sh
 
 # Observability: Prometheus (Debian's package, unpacked into .tools/prometheus; no root, no
 # service installed) with the same rules file as on Kubernetes. UI: http://127.0.0.1:9090/classic/graph
