@@ -1,0 +1,128 @@
+"""A real Prometheus server for tests: Debian's binary, the shipped config and rules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import ROOT, free_port
+
+BIN = ROOT / ".tools" / "prometheus" / "bin"
+CONFIG = ROOT / "monitoring" / "prometheus.yml"
+RULES = ROOT / "monitoring" / "rules" / "docsum.rules.yml"
+
+
+def ensure_prometheus() -> Path:
+    """The folder with ``prometheus`` and ``promtool``, installed by the project's script."""
+    if not (BIN / "promtool").exists() or not (BIN / "prometheus").exists():
+        subprocess.run(["bash", str(ROOT / "scripts" / "install_prometheus.sh")], check=True)
+    return BIN
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ensure_prometheus() / "promtool"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@dataclass
+class PrometheusServer:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def api(self, path: str, **params: str) -> Any:
+        """GET /api/v1/<path>; the ``data`` of a success, else AssertionError with the error."""
+        url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                body = json.load(r)
+        except urllib.error.HTTPError as exc:
+            body = json.load(exc)
+        if body.get("status") != "success":
+            raise AssertionError(f"{path} {params}: {body.get('errorType')}: {body.get('error')}")
+        return body["data"]
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """Instant query: the result vector (scalars become one sample)."""
+        data = self.api("query", query=expr)
+        if data["resultType"] == "scalar":
+            return [{"metric": {}, "value": data["result"]}]
+        return list(data["result"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_prometheus(
+    tmp: Path, targets: dict[str, str], interval_s: float = 1.0
+) -> PrometheusServer:
+    """Prometheus with monitoring/prometheus.yml, its docsum jobs pointed at ``targets``
+    (job → host:port), scraping and evaluating the rules every ``interval_s``."""
+    config = yaml.safe_load(CONFIG.read_text())
+    interval = f"{interval_s:g}s"
+    config["global"].update(
+        scrape_interval=interval, evaluation_interval=interval, scrape_timeout=interval
+    )
+    config["rule_files"] = [str(RULES)]
+    port = free_port()
+    jobs = []
+    for job in config["scrape_configs"]:
+        name = job["job_name"]
+        if name == "prometheus":
+            job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
+        elif name in targets:
+            job["static_configs"] = [{"targets": [targets[name]]}]
+        else:
+            continue
+        jobs.append(job)
+    config["scrape_configs"] = jobs
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config))
+    log_path = tmp / "prometheus.log"
+    proc = subprocess.Popen(
+        [
+            str(ensure_prometheus() / "prometheus"),
+            f"--config.file={path}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            f"--storage.tsdb.path={tmp / 'data'}",
+        ],
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    server = PrometheusServer(proc, port, log_path)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as r:
+                if r.status == 200:
+                    return server
+        except (urllib.error.URLError, OSError):
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"prometheus did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
