@@ -205,6 +205,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, default=0, help="ocr-*: at most this many samples")
     s.add_argument("--no-tesseract", action="store_true", help="ocr-*: skip the Tesseract peer")
     s.set_defaults(func=cmd_eval)
+    s = sub.add_parser("rollout", help="canary weights and blue/green on a cluster (no Argo)")
+    from .rollout.cli import configure as configure_rollout
+
+    configure_rollout(s)
+
     s = sub.add_parser("train", help="train a model (ocr: the CRNN; --help after it for options)")
     s.add_argument("model", choices=["ocr"])
     s.add_argument("args", nargs=argparse.REMAINDER, help="passed to the trainer")
