@@ -123,7 +123,7 @@ def locust_command(args: argparse.Namespace, out: Path) -> list[str]:
         cmd += ["--users", str(args.users), "--spawn-rate", str(args.spawn_rate)]
     if args.backend_version:
         cmd += ["--backend-version", args.backend_version]
-    if args.shape == "closed":
+    if args.shape != "arrival":  # the arrival shape picks its own (open-loop) users
         cmd += [USER_CLASSES[r] for r in args.routes.split(",") if r in USER_CLASSES]
     return cmd + list(args.locust_args)
 
