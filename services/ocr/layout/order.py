@@ -1,0 +1,182 @@
+"""Reading order of line pieces: text columns left to right, each top to bottom, rows left to
+right.
+
+A block of pieces is cut into rows (top to bottom), then into runs of consecutive rows that
+share a column gutter: a vertical strip at least ``min_gutter`` wide, inside the block, that no
+piece of those rows covers, with column-like text on both sides (``min_column_lines`` rows
+each, each side at least ``min_column_width`` wide). The rows of such a run are read column by
+column (each column a block of its own, so three columns work too); a row that belongs to no
+run (a title, an abstract, a running head over both columns) is read in its place. A
+receipt's price column is too narrow to be a text column, so its rows read "label ... price".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import LayoutConfig
+
+#: Two pieces are in one row when they overlap vertically by this fraction of the lower one.
+ROW_OVERLAP = 0.4
+
+
+def reading_order(
+    boxes: np.ndarray, text_height: float, config: LayoutConfig
+) -> tuple[list[list[int]], int]:
+    """Rows of piece indices in reading order (each row left to right) and the number of text
+    columns (the most side by side anywhere; 1 for a page with text, 0 without).
+
+    boxes: ``[N, 4]`` x0, y0, x1, y1 of the pieces on the upright page (px).
+    """
+    if len(boxes) == 0:
+        return [], 0
+    return _block(boxes, np.arange(len(boxes)), text_height, config)
+
+
+def _block(
+    boxes: np.ndarray, idx: np.ndarray, th: float, config: LayoutConfig
+) -> tuple[list[list[int]], int]:
+    rows = _rows(boxes, idx)
+    if len(rows) < config.min_column_lines:
+        return rows, 1
+    b = boxes[idx]
+    bx0, bx1 = int(b[:, 0].min()), int(b[:, 2].max())
+    if bx1 - bx0 < (2 * config.min_column_width + config.min_gutter) * th:
+        return rows, 1
+    # free[r, x]: row r leaves x (block coordinates) uncovered.
+    free = np.ones((len(rows), bx1 - bx0), bool)
+    for r, row in enumerate(rows):
+        for i in row:
+            free[r, boxes[i, 0] - bx0 : boxes[i, 2] - bx0] = False
+    out: list[list[int]] = []
+    columns = 1
+    start = 0
+    while start < len(rows):
+        found = _column_run(boxes, rows, free, start, bx0, th, config)
+        if found is None:
+            out.append(rows[start])
+            start += 1
+            continue
+        end, (g0, g1) = found
+        run = np.array([i for row in rows[start:end] for i in row])
+        centre = (boxes[run, 0] + boxes[run, 2]) / 2.0
+        mid = (g0 + g1) / 2.0
+        lo, lc = _block(boxes, run[centre < mid], th, config)
+        ro, rc = _block(boxes, run[centre >= mid], th, config)
+        out += lo + ro
+        columns = max(columns, lc + rc)
+        start = end
+    return out, columns
+
+
+def _column_run(
+    boxes: np.ndarray,
+    rows: list[list[int]],
+    free: np.ndarray,
+    start: int,
+    bx0: int,
+    th: float,
+    config: LayoutConfig,
+) -> tuple[int, tuple[int, int]] | None:
+    """The longest run of rows from ``start`` that keeps a gutter open, as ``(end, (x0, x1))``
+    (rows ``start:end``, gutter in page px), if its sides are columns; else None."""
+    min_gap = config.min_gutter * th
+    common = free[start].copy()
+    end = start + 1
+    while end < len(rows):
+        nxt = common & free[end]
+        # Open while some gap is left: one at the block's edge may still become a gutter
+        # (rows so far hold one column only).
+        if not _gutters(nxt, min_gap, interior=False):
+            break
+        common, end = nxt, end + 1
+    best: tuple[int, int] | None = None
+    run = [i for row in rows[start:end] for i in row]
+    b = boxes[run]
+    for s, e in _gutters(common, min_gap, interior=True):
+        g0, g1 = bx0 + s, bx0 + e
+        if best is not None and g1 - g0 <= best[1] - best[0]:
+            continue
+        if _columns_side_by_side(b[b[:, 2] <= g0], b[b[:, 0] >= g1], th, config):
+            best = (g0, g1)
+    return (end, best) if best is not None else None
+
+
+def _gutters(free: np.ndarray, min_gap: float, interior: bool) -> list[tuple[int, int]]:
+    """Runs ``(start, end)`` of ``free`` at least ``min_gap`` long; ``interior``: touching
+    neither end, else any but the whole width."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], free.view(np.int8), [0]])))
+    n = len(free)
+    return [
+        (int(s), int(e))
+        for s, e in zip(edges[::2], edges[1::2], strict=True)
+        if e - s >= min_gap and (s > 0 and e < n if interior else e - s < n)
+    ]
+
+
+def _row_count(b: np.ndarray, th: float) -> int:
+    """Rows of text among boxes ``b``: clusters of vertical centres at least 0.8 th apart."""
+    cy = np.sort((b[:, 1] + b[:, 3]) / 2.0)
+    return int(np.count_nonzero(np.diff(cy) > 0.8 * th)) + 1 if len(cy) else 0
+
+
+def _columns_side_by_side(
+    left: np.ndarray, right: np.ndarray, th: float, config: LayoutConfig
+) -> bool:
+    n = config.min_column_lines
+    if len(left) < n or len(right) < n:
+        return False
+    min_w = config.min_column_width * th
+    if np.ptp(left[:, [0, 2]]) < min_w or np.ptp(right[:, [0, 2]]) < min_w:
+        return False
+    if _row_count(left, th) < n or _row_count(right, th) < n:
+        return False
+    top = max(left[:, 1].min(), right[:, 1].min())
+    bottom = min(left[:, 3].max(), right[:, 3].max())
+    shorter = min(np.ptp(left[:, [1, 3]]), np.ptp(right[:, [1, 3]]))
+    return bool(bottom - top >= 0.5 * shorter)
+
+
+def _rows(boxes: np.ndarray, idx: np.ndarray) -> list[list[int]]:
+    """Rows of a block, top to bottom, each left to right.
+
+    Each piece is linked to the nearest piece to its right that overlaps it vertically by
+    ``ROW_OVERLAP`` of the lower one (mutual best links only), so a row follows a slightly
+    curved or skewed line; rows are ordered by their mean vertical centre.
+    """
+    n = len(idx)
+    if n == 0:
+        return []
+    b = boxes[idx].astype(np.float64)
+    x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    h = y1 - y0
+    overlap = np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :])
+    same_row = overlap >= ROW_OVERLAP * np.minimum(h[:, None], h[None, :])
+    gap = x0[None, :] - x1[:, None]  # gap[i, j]: from the end of i to the start of j
+    # j is right of i: starts after i's centre and after i ends (a little overlap allowed).
+    right_of = (x0[None, :] > (x0[:, None] + x1[:, None]) / 2.0) & (
+        gap > -0.25 * np.minimum(h[:, None], h[None, :])
+    )
+    cand = np.where(same_row & right_of, gap, np.inf)
+    np.fill_diagonal(cand, np.inf)
+    nxt = np.argmin(cand, axis=1)
+    has = np.isfinite(cand[np.arange(n), nxt])
+    # Mutual: i's nearest on the right is j and j's nearest on the left is i.
+    cand_left = np.where(np.isfinite(cand), cand, np.inf)
+    prv = np.argmin(cand_left, axis=0)
+    succ = np.full(n, -1)
+    pred = np.full(n, -1)
+    for i in np.flatnonzero(has):
+        j = int(nxt[i])
+        if prv[j] == i:
+            succ[i], pred[j] = j, i
+    rows: list[list[int]] = []
+    keys: list[float] = []
+    for i in np.flatnonzero(pred < 0):
+        row = [int(i)]
+        while succ[row[-1]] >= 0:
+            row.append(int(succ[row[-1]]))
+        rows.append(row)
+        keys.append(float(np.mean((y0[row] + y1[row]) / 2.0)))
+    order = np.argsort(keys, kind="stable")
+    return [[int(idx[j]) for j in rows[k]] for k in order]
