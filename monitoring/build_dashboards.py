@@ -22,6 +22,8 @@ from typing import Any
 OUT = Path(__file__).resolve().parent / "dashboards"
 #: Marks a panel that has data only where NVML sees a GPU.
 GPU_TAG = "[requires: gpu]"
+#: docsum's scrape jobs (app.kubernetes.io/component on Kubernetes, the same names locally).
+JOBS = 'job=~"gateway|ocr|summarizer"'
 #: Not user traffic: probes and scrapes.
 PROBES = 'route!~"/livez|/readyz|/metrics"'
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -402,13 +404,13 @@ def overview() -> dict[str, Any]:
         row("Health"),
         stat(
             "Targets up",
-            'sum(up{job=~"docsum-.*"})',
+            f"sum(up{{{JOBS}}})",
             "short",
             "docsum replicas Prometheus can scrape.",
         ),
         stat(
             "Targets down",
-            'count(up{job=~"docsum-.*"} == 0) or vector(0)',
+            f"count(up{{{JOBS}}} == 0) or vector(0)",
             "short",
             "docsum replicas Prometheus cannot scrape (DocsumTargetDown after 5 minutes).",
             thresholds=[(None, "green"), (1, "red")],
@@ -528,8 +530,7 @@ def overview() -> dict[str, Any]:
             "CPU used by service",
             [
                 (
-                    'sum by (job) (rate(process_cpu_seconds_total{job=~"docsum-.*"}'
-                    "[$__rate_interval]))",
+                    f"sum by (job) (rate(process_cpu_seconds_total{{{JOBS}}}[$__rate_interval]))",
                     "{{job}}",
                 )
             ],
@@ -541,7 +542,7 @@ def overview() -> dict[str, Any]:
             "Memory by service",
             [
                 (
-                    'sum by (job) (process_resident_memory_bytes{job=~"docsum-.*"})',
+                    f"sum by (job) (process_resident_memory_bytes{{{JOBS}}})",
                     "{{job}}",
                 )
             ],
@@ -636,7 +637,7 @@ def ocr() -> dict[str, Any]:
         "docsum / OCR",
         "The OCR service: pages and lines, latency, the line batcher, GPU.",
         panels,
-        [_query_var("job", "Service", 'label_values(up{job=~"docsum-ocr.*"}, job)')],
+        [_query_var("job", "Service", 'label_values(up{job=~"ocr.*"}, job)')],
     )
 
 
@@ -695,7 +696,7 @@ def summarizer() -> dict[str, Any]:
         "docsum / Summarizer",
         "The summarizer: documents/s, stages (split, embed, rank), latency, the batcher.",
         panels,
-        [_query_var("job", "Service", 'label_values(up{job=~"docsum-summarizer.*"}, job)')],
+        [_query_var("job", "Service", 'label_values(up{job=~"summarizer.*"}, job)')],
     )
 
 
@@ -868,7 +869,7 @@ def gateway() -> dict[str, Any]:
         ),
         table(
             "Model versions behind the gateway",
-            'job_name_version_device:docsum_model_info:count{job=~"docsum-(ocr|summarizer).*"}',
+            'job_name_version_device:docsum_model_info:count{job=~"ocr|summarizer"}',
             "Replicas serving each model version (docsum_model_info of OCR and summarizer).",
             w=24,
         ),
@@ -879,7 +880,7 @@ def gateway() -> dict[str, Any]:
         "The public API: routes, refusals, upstream calls, and canary against stable.",
         panels,
         [
-            _query_var("job", "Service", 'label_values(up{job=~"docsum-gateway.*"}, job)'),
+            _query_var("job", "Service", 'label_values(up{job=~"gateway.*"}, job)'),
             _query_var(
                 "upstream", "Upstream", "label_values(docsum_upstream_requests_total, upstream)"
             ),

@@ -95,9 +95,9 @@ def loaded_prometheus(
     prom = start_prometheus(
         tmp,
         {
-            "docsum-gateway": f"127.0.0.1:{gw.port}",
-            "docsum-ocr": f"127.0.0.1:{ocr_service.port}",
-            "docsum-summarizer": f"127.0.0.1:{summarizer_service.port}",
+            "gateway": f"127.0.0.1:{gw.port}",
+            "ocr": f"127.0.0.1:{ocr_service.port}",
+            "summarizer": f"127.0.0.1:{summarizer_service.port}",
         },
     )
     try:
@@ -238,7 +238,7 @@ def test_canary_and_stable_are_both_measured(
 ) -> None:
     prom, _ = loaded_prometheus
     result = prom.query(
-        'sum by (upstream, version) (docsum_upstream_requests_total{job="docsum-gateway"})'
+        'sum by (upstream, version) (docsum_upstream_requests_total{job="gateway"})'
     )
     seen = {(s["metric"]["upstream"], s["metric"]["version"]) for s in result}
     assert {("summarizer", "stable"), ("summarizer", "canary")} <= seen, seen

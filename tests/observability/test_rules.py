@@ -129,7 +129,8 @@ def test_slo_file_and_rules_name_the_same_p99_per_route() -> None:
 
 def test_local_scrape_config_names_the_jobs_the_rules_expect() -> None:
     jobs = {j["job_name"] for j in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
-    assert {"docsum-gateway", "docsum-ocr", "docsum-summarizer"} <= jobs
+    # The job names the ServiceMonitors give on Kubernetes (app.kubernetes.io/component).
+    assert {"gateway", "ocr", "summarizer"} <= jobs
     config = yaml.safe_load(CONFIG.read_text())
     assert config["rule_files"] == ["rules/docsum.rules.yml"]  # the one rules file
 
