@@ -218,14 +218,14 @@ def component(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> tupl
 
 
 # --- k8s/ tree -----------------------------------------------------------------------------
-def sync_monitoring(chart: Path = CHART) -> dict[Path, str]:
+def sync_monitoring(chart: Path = CHART, monitoring: Path = MONITORING) -> dict[Path, str]:
     """The chart's copies of monitoring/ (rules, dashboards): path → content."""
     files: dict[Path, str] = {}
-    rules = MONITORING / "rules" / "docsum.rules.yml"
+    rules = monitoring / "rules" / "docsum.rules.yml"
     if not rules.exists():
-        raise SystemExit(f"{rules.relative_to(ROOT)} is missing: the rules are the source")
+        raise SystemExit(f"{rules} is missing: the rules are the source")
     files[chart / "files" / "rules" / "docsum.rules.yml"] = rules.read_text()
-    for dash in sorted((MONITORING / "dashboards").glob("*.json")):
+    for dash in sorted((monitoring / "dashboards").glob("*.json")):
         files[chart / "files" / "dashboards" / dash.name] = dash.read_text()
     return files
 
@@ -348,8 +348,14 @@ def write(files: Mapping[Path, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="fail when the committed files drift")
+    p.add_argument(
+        "--monitoring",
+        type=Path,
+        default=MONITORING,
+        help="where the rules and dashboards are (default monitoring/)",
+    )
     args = p.parse_args(argv)
-    monitoring = sync_monitoring()
+    monitoring = sync_monitoring(monitoring=args.monitoring)
     if args.check:
         # Render from a copy of the chart with monitoring/ synced in, so a stale copy in the
         # chart is reported as drift instead of being rendered.
@@ -365,7 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         for line in problems:
             sys.stderr.write(line + "\n")
         if problems:
-            sys.stderr.write("k8s/ or the chart's monitoring copies drifted: run `make k8s-sync`\n")
+            sys.stderr.write(
+                "k8s/ or the chart's copies of monitoring/ drifted from their sources: run "
+                "`make k8s-sync` and commit helm/docsum/files/ and k8s/ with the change\n"
+            )
             return 1
         sys.stdout.write(f"k8s-render: {len(files)} generated files match the chart\n")
         return 0
