@@ -91,6 +91,7 @@ def evaluate(model: CRNN, lines: list, bf16: bool, batch_size: int = 32) -> dict
     for k in range(0, len(order), batch_size):
         idx = order[k : k + batch_size]
         x, widths = batch_lines([lines[i][0] for i in idx])
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             lp = model(x)
         for i, d in zip(
@@ -164,6 +165,15 @@ def _export(src: CRNN, meta: dict[str, Any], dest: str) -> None:
         emit("export", path=str(path), bytes=path.stat().st_size)
 
 
+def _shipped_cer(dest: str) -> float:
+    """Validation CER of the weights already at ``--export`` (inf if none): never ship worse."""
+    try:
+        meta = torch.load(dest, map_location="cpu", weights_only=True).get("meta", {})
+        return float(meta.get("cer", float("inf")))
+    except (OSError, RuntimeError, ValueError, AttributeError):
+        return float("inf")
+
+
 def _state(model, opt, stream, step, trained_s, best, args) -> dict[str, Any]:
     return {
         "optimizer": opt.state_dict(),
@@ -194,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     cfg = CRNNConfig(channels=tuple(int(c) for c in args.channels.split(",")), hidden=args.hidden)
-    model = CRNN(cfg)
+    # channels_last: oneDNN's convolutions are ~1.6x faster on it, forward and backward.
+    model = CRNN(cfg).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     fonts = find_fonts()
     stream = SynthBatches(
@@ -206,12 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model = CRNN(CRNNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
+        model = model.to(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         opt.load_state_dict(ck["optimizer"])
         stream.load_state_dict(ck["stream"])
         step, trained_s, best = ck["step"], ck["trained_s"], ck["best_cer"]
         torch.set_rng_state(ck["torch_rng"])
         emit("resume", step=step, trained_s=round(trained_s), best_cer=best)
+    best = min(best, _shipped_cer(args.export)) if args.export else best
     model.train()
     val = load_lines(args.val_dir, cfg.height) if args.val_dir.is_dir() else []
     budget = args.hours * 3600.0
@@ -267,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         x, widths, targets, tlens, _ = next(stream)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
             lp = model(x)
         loss = ctc(lp, targets, output_lengths(widths), tlens)
