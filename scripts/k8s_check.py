@@ -115,6 +115,12 @@ def check_renders(renders: dict[str, list[dict[str, Any]]]) -> str:
             problems.append(
                 f"base+{feature}: kustomize ≠ helm\n{_diff(normalize(objs), normalize(helm))}"
             )
+    # Hand-written components (not from the chart, e.g. loadgen): rendered and validated too.
+    for extra in sorted((kr.K8S / "components").iterdir()):
+        if extra.is_dir() and extra.name not in kr.FEATURES:
+            renders[f"kustomize/base+{extra.name}"] = kr.kustomize(
+                _kustomization(extra.name, [extra.name])
+            )
     prod_helm = kr.helm_template(kr.values_for(kr.PROD))
     prod = renders["kustomize/overlays/prod"]
     if normalize(prod) != normalize(prod_helm):
