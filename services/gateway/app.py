@@ -8,12 +8,16 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 
 from ..common.health import Health
 from ..common.service import create_app
+from .guard import ApiGuard
 from .pins import HEADER
 from .routes import api_router
 from .settings import GatewaySettings
@@ -73,5 +77,34 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
             max_age=600,
         )
     app.include_router(api_router(gateway))
+    # Inside the kit's request middleware (added first by create_app), before routing.
+    app.user_middleware.append(Middleware(ApiGuard, gateway=gateway, routes=app.routes))
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.gateway = gateway
     return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The schema, with the API key schemes and the pin header on every /api route."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema.setdefault("components", {})["securitySchemes"] = {
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "Bearer": {"type": "http", "scheme": "bearer"},
+        }
+        pin = {
+            "name": HEADER,
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Pin a version: '<version>' or '<upstream>=<version>[,...]'.",
+        }
+        for path, operations in schema["paths"].items():
+            if path.startswith("/api/"):
+                for operation in operations.values():
+                    operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
+                    operation.setdefault("parameters", []).append(pin)
+        app.openapi_schema = schema
+    return app.openapi_schema

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Header, Request, Security
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.datastructures import UploadFile
 
 from ..common.errors import BadRequest, UnsupportedMediaType
 from ..summarizer.schemas import SummarizeRequest, SummarizeResponse
-from .auth import presented_key
-from .pins import HEADER, Pins, parse_pins
+from .pins import HEADER, parse_pins
 from .pipeline import SummaryParams, UpstreamAnswered
 from .schemas import DocumentSummary
 from .sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from .state import Gateway
 from .upstreams import UpstreamResponse
-
-_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="Your API key.")
-_bearer = HTTPBearer(auto_error=False, description="Your API key as a bearer token.")
 
 _UPLOAD_FORM: dict[str, Any] = {
     "requestBody": {
@@ -120,25 +115,11 @@ def _summary_params(fields: dict[str, str]) -> SummaryParams:
     return SummaryParams(max_sentences, ratio)
 
 
-def _pins(
-    value: Annotated[str | None, Header(alias=HEADER, include_in_schema=False)] = None,
-) -> Pins:
-    return parse_pins(value)
-
-
-PinsDep = Annotated[Pins, Depends(_pins)]
-
-
 def api_router(gateway: Gateway) -> APIRouter:
     """The ``/api/v1`` routes over ``gateway``'s upstreams."""
 
-    async def caller(
-        key: Annotated[str | None, Security(_api_key)],
-        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    ) -> str:
-        return gateway.admit(presented_key(key, bearer.credentials if bearer else None))
-
-    router = APIRouter(prefix="/api/v1", tags=["api"], dependencies=[Depends(caller)])
+    # API keys and rate limits are checked before routing, by ``guard.ApiGuard``.
+    router = APIRouter(prefix="/api/v1", tags=["api"])
     upstreams = gateway.upstreams
 
     @router.post(
@@ -148,7 +129,7 @@ def api_router(gateway: Gateway) -> APIRouter:
         openapi_extra=_SUMMARIZE_BODY,
         responses={200: {"model": SummarizeResponse}},
     )
-    async def summarize(request: Request, pinned: PinsDep) -> Response:
+    async def summarize(request: Request) -> Response:
         if _media_type(request) != "application/json":
             raise UnsupportedMediaType(
                 "send the text as JSON with 'content-type: application/json': "
@@ -160,7 +141,7 @@ def api_router(gateway: Gateway) -> APIRouter:
             "/v1/summarize",
             content=body,
             content_type="application/json",
-            pin=pinned.for_upstream("summarizer"),
+            pin=parse_pins(request.headers.get(HEADER)).for_upstream("summarizer"),
         )
         return _passed_on(r)
 
@@ -170,7 +151,7 @@ def api_router(gateway: Gateway) -> APIRouter:
         summary="Read the text of an image or a multi-page TIFF (the OCR service's /v1/ocr).",
         openapi_extra=_OCR_FORM,
     )
-    async def ocr(request: Request, pinned: PinsDep) -> Response:
+    async def ocr(request: Request) -> Response:
         upload, fields = await _upload(request)
         data, kind = await _read_typed(upload, IMAGE_KINDS)
         form = {"mode": fields["mode"]} if "mode" in fields else None
@@ -179,7 +160,7 @@ def api_router(gateway: Gateway) -> APIRouter:
             "/v1/ocr",
             files={"file": (upload.filename or f"upload.{kind}", data, MEDIA_TYPES[kind])},
             data=form,
-            pin=pinned.for_upstream("ocr"),
+            pin=parse_pins(request.headers.get(HEADER)).for_upstream("ocr"),
         )
         return _passed_on(r)
 
@@ -190,9 +171,10 @@ def api_router(gateway: Gateway) -> APIRouter:
         openapi_extra=_UPLOAD_FORM,
         response_model=DocumentSummary,
     )
-    async def summarize_document(request: Request, pinned: PinsDep) -> Any:
+    async def summarize_document(request: Request) -> Any:
         upload, fields = await _upload(request)
         params = _summary_params(fields)
+        pinned = parse_pins(request.headers.get(HEADER))
         data, kind = await _read_typed(upload, None)
         if pinned.default is not None and not any(
             pinned.default in u.routes.versions for u in upstreams.values()

@@ -36,8 +36,9 @@ class UpstreamSettings(BaseModel):
     max_connections: int = Field(256, ge=1)
     #: Idle keep-alive connections kept per upstream.
     max_keepalive: int = Field(64, ge=0)
-    #: Seconds an idle keep-alive connection is kept.
-    keepalive_expiry_s: float = Field(30.0, ge=0)
+    #: Seconds an idle keep-alive connection is reused; below the backends' own idle timeout
+    #: (uvicorn closes idle connections after 5 s).
+    keepalive_expiry_s: float = Field(4.0, ge=0)
 
 
 class GatewaySettings(ServiceSettings):

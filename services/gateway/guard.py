@@ -1,0 +1,67 @@
+"""API keys and rate limits for every ``/api/`` request, as plain ASGI middleware.
+
+It runs inside the kit's request middleware (so a 401 or 429 is counted, logged and carries
+the request id) and before routing: a refused request costs almost nothing, and routes need no
+per-request dependencies (FastAPI's dependency solving was a quarter of the gateway's CPU time
+per proxied call).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..common.errors import DocsumError, error_body
+from .auth import presented_key
+from .state import Gateway
+
+PREFIX = "/api/"
+
+
+def _headers(scope: Scope) -> tuple[str | None, str | None]:
+    key = bearer = None
+    for name, value in scope["headers"]:
+        if name == b"x-api-key":
+            key = value.decode("latin-1")
+        elif name == b"authorization":
+            scheme, _, token = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer":
+                bearer = token
+    return key, bearer
+
+
+class ApiGuard:
+    def __init__(self, app: ASGIApp, gateway: Gateway, routes: list[Any] | None = None) -> None:
+        self.app = app
+        self.gateway = gateway
+        self.routes = routes or []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
+            await self.app(scope, receive, send)
+            return
+        try:
+            caller = self.gateway.admit(presented_key(*_headers(scope)))
+        except DocsumError as exc:
+            await self._refuse(scope, send, exc)
+            return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, send: Send, exc: DocsumError) -> None:
+        # Name the route for the request metrics (routing has not run yet).
+        for route in self.routes:
+            if route.matches(scope)[0] is Match.FULL:
+                scope["route"] = route
+                break
+        body = json.dumps(error_body(exc.code, exc.message, **exc.details)).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.lower().encode(), v.encode()) for k, v in exc.headers.items()),
+        ]
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
