@@ -156,3 +156,26 @@ def test_the_base_is_what_kustomize_renders(tmp_path: Path) -> None:
     assert ("Namespace", "docsum") in rendered
     assert {("Deployment", f"docsum-{s}") for s in SETTINGS} <= rendered
     assert {("PodDisruptionBudget", f"docsum-{s}") for s in SETTINGS} <= rendered
+
+
+def test_the_adapter_serves_every_pods_metric_the_hpas_use_and_the_pods_export_them(
+    prod: list[dict[str, Any]],
+) -> None:
+    import yaml
+
+    values = kr.K8S / "components" / "autoscaling" / "prometheus-adapter-values.yaml"
+    served = {r["name"]["as"] for r in yaml.safe_load(values.read_text())["rules"]["custom"]}
+    used = {
+        m["pods"]["metric"]["name"]
+        for o in prod
+        if o["kind"] == "HorizontalPodAutoscaler"
+        for m in o["spec"]["metrics"]
+        if m["type"] == "Pods"
+    }
+    assert used == {"docsum_inference_queue_depth", "docsum_gpu_utilization_ratio"}
+    assert used <= served
+    exported = (ROOT / "services" / "common" / "metrics.py").read_text() + (
+        ROOT / "services" / "ocr" / "gpu.py"
+    ).read_text()
+    for name in used:
+        assert f'"{name}"' in exported, f"no service exports {name}"
