@@ -8,7 +8,8 @@ in ``slo.toml``.
 
 Targets:
 - ``gateway`` (default): the public API at ``--host`` with an API key (``--api-key`` or
-  ``DOCSUM_API_KEY``): ``/api/v1/summarize``, ``/api/v1/ocr``, ``/api/v1/documents:summarize``.
+  ``DOCSUM_API_KEY``, or a file: ``--api-key-file``, ``DOCSUM_API_KEY_FILE``):
+  ``/api/v1/summarize``, ``/api/v1/ocr``, ``/api/v1/documents:summarize``.
 - ``direct``: the services themselves, ``--summarizer-host`` ``/v1/summarize`` and
   ``--ocr-host`` ``/v1/ocr`` (no pipeline: that is the gateway's).
 """
@@ -25,7 +26,7 @@ from typing import Any
 
 from locust import events
 from locust.contrib.fasthttp import FastHttpSession, ResponseContextManager
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.payloads import PayloadPool, make_pool
 
@@ -51,6 +52,12 @@ def _options(parser: Any) -> None:
         env_var="DOCSUM_API_KEY",
         is_secret=True,
         help="the gateway API key (sent as X-API-Key)",
+    )
+    parser.add_argument(
+        "--api-key-file",
+        default="",
+        env_var="DOCSUM_API_KEY_FILE",
+        help="read the API key from this file instead (a mounted Kubernetes Secret)",
     )
     parser.add_argument("--ocr-host", default="http://127.0.0.1:8081", help="direct target")
     parser.add_argument("--summarizer-host", default="http://127.0.0.1:8082", help="direct target")
@@ -115,6 +122,14 @@ def pool(seed: int, dpi: int) -> PayloadPool:
     return make_pool(seed=seed, dpi=dpi)
 
 
+@events.init.add_listener
+def _make_payloads(environment: Any, **_: Any) -> None:
+    """Make the payloads before the test starts, not while the first users spawn."""
+    options = environment.parsed_options
+    if options is not None and not isinstance(environment.runner, MasterRunner):
+        pool(options.payload_seed, options.page_dpi)
+
+
 @dataclass(frozen=True)
 class Context:
     """What a call needs from the parsed options."""
@@ -130,8 +145,11 @@ class Context:
     def from_options(cls, options: Any) -> Context:
         headers = {}
         if options.target == "gateway":
-            if options.api_key:
-                headers["X-API-Key"] = options.api_key
+            key = options.api_key
+            if options.api_key_file:
+                key = Path(options.api_key_file).read_text(encoding="utf-8").strip()
+            if key:
+                headers["X-API-Key"] = key
             if options.backend_version:
                 headers["X-Docsum-Backend"] = options.backend_version
         return cls(

@@ -20,10 +20,11 @@ import time
 from itertools import count
 from typing import Any
 
-import gevent
+from gevent.event import Event
 from gevent.pool import Group
 from locust import FastHttpUser, LoadTestShape, User, constant, events, task
 from locust.exception import StopUser
+from locust.runners import MasterRunner
 
 from loadtests import routes
 from loadtests.shapes import common, options_of
@@ -31,6 +32,21 @@ from loadtests.shapes import common, options_of
 log = logging.getLogger("docsum.loadtest")
 _ids = count()
 _max_lag_s = 0.0
+#: Set when the shape (on the master, or in a local run) says the arrivals are over: the
+#: schedulers stop sending and drain. A message, because workers do not know the run time.
+_STOP = "docsum_arrivals_stop"
+_stopped = Event()
+
+
+@events.init.add_listener
+def _listen(environment: Any, **_: Any) -> None:
+    if environment.runner is not None and not isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(_STOP, lambda *_, **__: _stopped.set())
+
+
+@events.test_start.add_listener
+def _reset(**_: Any) -> None:
+    _stopped.clear()
 
 
 @events.init_command_line_parser.add_listener
@@ -85,7 +101,6 @@ class OpenLoopUser(FastHttpUser):
         self.rate = options.arrival_rate / max(1, options.arrival_users)
         self.poisson = options.arrival_process == "poisson"
         self.max_in_flight = options.max_in_flight
-        self.run_time = common(options)[2]
         self.drain_s = options.drain_s
         self.inflight = Group()
         self.open = dict.fromkeys(chosen, 0)
@@ -107,15 +122,13 @@ class OpenLoopUser(FastHttpUser):
     @task
     def arrivals(self) -> None:
         global _max_lag_s
-        start = due = time.monotonic()
-        end = start + self.run_time
-        while True:
+        due = time.monotonic()
+        while not _stopped.is_set():
             due += self.rng.expovariate(self.rate) if self.poisson else 1.0 / self.rate
-            if due >= end:
-                break
             delay = due - time.monotonic()
             if delay > 0:
-                gevent.sleep(delay)
+                if _stopped.wait(delay):
+                    break
             else:
                 _max_lag_s = max(_max_lag_s, -delay)
             route = self.rng.choices(self.routes, self.weights)[0]
@@ -123,7 +136,6 @@ class OpenLoopUser(FastHttpUser):
                 self._fail(route, f"dropped: {self.max_in_flight} requests already in flight")
                 continue
             self.inflight.spawn(self._one, route)
-        gevent.sleep(max(0.0, end - time.monotonic()))
         self.inflight.join(timeout=self.drain_s)
         for route, n in self.open.items():
             self._fail(route, f"unfinished {self.drain_s:g} s after the end of the run", n)
@@ -136,14 +148,18 @@ class ConstantArrivalRate(LoadTestShape):
     until their open requests are done (at most ``--drain-s`` more)."""
 
     use_common_options = True
+    _stop_sent = False
 
     def tick(self) -> tuple[int, float, list[type[User]] | None] | None:
         options = options_of(self)
         run_time = common(options)[2]
         t = self.get_run_time()
-        if t >= run_time and (
-            self.get_current_user_count() == 0 or t >= run_time + options.drain_s + 5
-        ):
-            return None
+        if t >= run_time:
+            if not self._stop_sent:
+                assert self.runner is not None
+                self.runner.send_message(_STOP)
+                self._stop_sent = True
+            if self.get_current_user_count() == 0 or t >= run_time + options.drain_s + 5:
+                return None
         n = max(1, options.arrival_users)
         return n, float(n), [OpenLoopUser]

@@ -102,6 +102,8 @@ def loaded_prometheus(
     )
     try:
         summary = tmp / "locust-summary.json"
+        key_file = tmp / "api-key"
+        key_file.write_text(key + "\n")
         # One user of each class, closed loop with the users' think times: every route is
         # called, and the load stays within what two busy cores serve.
         one_each = json.dumps(
@@ -119,7 +121,8 @@ def loaded_prometheus(
         done = subprocess.run(
             cmd,
             cwd=ROOT,
-            env={**os.environ, "DOCSUM_API_KEY": key},
+            # The key as the cluster's load generator gets it: a file (a mounted Secret).
+            env={**os.environ, "DOCSUM_API_KEY_FILE": str(key_file)},
             capture_output=True,
             text=True,
             timeout=LOCUST_S + 120,

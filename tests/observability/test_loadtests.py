@@ -258,3 +258,36 @@ def test_step_ramp_and_spike_shapes_change_the_users(tmp_path: Path, fake: _Fake
     )  # fmt: skip
     assert _user_counts(log) == [1, 5, 1]
     assert summary["entries"][0]["requests"] > 0
+
+
+def test_open_loop_runs_distributed_and_stops_on_the_master_s_clock(
+    tmp_path: Path, fake: _FakeSummarizer
+) -> None:
+    """Master + worker, as in k8s/components/loadgen: the worker does not know --run-time."""
+    from tests.conftest import free_port
+
+    fake.delay_s = 0.2
+    port = str(free_port())
+    files = "loadtests/locustfile.py,loadtests/shapes/arrival.py"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", files, "--worker", "--master-port", port],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        start = time.monotonic()
+        summary, _ = locust(
+            tmp_path, fake, "arrival", "--master", "--master-bind-port", port,
+            "--expect-workers", "1", "--run-time", "4s", "--arrival-rate", "10",
+            "--arrival-process", "uniform",
+        )  # fmt: skip
+        took = time.monotonic() - start
+        worker.wait(30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    [entry] = summary["entries"]
+    # Up to 4 s × 10/s, less the second or so the master takes to start the worker's user.
+    assert 20 <= entry["requests"] <= 41 and entry["failures"] == 0
+    assert took < 25  # stopped on the master's clock, not after a drain timeout
