@@ -96,11 +96,17 @@ def judge(summary: dict[str, Any], slos: dict[str, RouteSLO]) -> list[RouteResul
         if str(err["error"]).startswith(_UNSENT):
             key = (err["method"], err["name"])
             unsent[key] = unsent.get(key, 0) + int(err["occurrences"])
+    # The run's span, from the first request of any route to the last: a route's rate is over
+    # the whole run, not over its own first and last request.
+    starts = [e["start_time"] for e in summary.get("entries", []) if e.get("start_time")]
+    ends = [
+        e["last_request_time"] for e in summary.get("entries", []) if e.get("last_request_time")
+    ]
+    duration = max(ends) - min(starts) if starts and ends else 0.0
     results = []
     for e in summary.get("entries", []):
         hist = {int(k): int(v) for k, v in e.get("response_times_ms", {}).items()}
         n = sum(hist.values())
-        duration = (e.get("last_request_time") or 0) - (e.get("start_time") or 0)
         p50, p95, p99 = (percentile(hist, n, q) for q in PERCENTILES)
         r = RouteResult(
             route=e["name"],
