@@ -118,7 +118,10 @@ def table(title: str, expr: str, description: str, w: int = 12, h: int = 6) -> P
         "fieldConfig": {"defaults": {}, "overrides": []},
         "options": {"showHeader": True},
         "transformations": [
-            {"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True}}}
+            {
+                "id": "organize",
+                "options": {"excludeByName": {"Time": True}, "renameByName": {"Value": "replicas"}},
+            }
         ],
         "_size": (w, h),
     }
