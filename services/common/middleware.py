@@ -1,4 +1,4 @@
-"""The request middleware every service runs: request id, access log, metrics, body limit.
+"""The request middleware every service runs: request id, access log, metrics, body limits.
 
 Written as plain ASGI (not BaseHTTPMiddleware) because it sits on the gateway's hot path,
 where the whole overhead budget is a millisecond.
@@ -6,6 +6,7 @@ where the whole overhead budget is a millisecond.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -15,7 +16,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
-from .errors import PayloadTooLarge, error_body
+from .errors import DocsumError, PayloadTooLarge, error_body
 from .logs import new_request_id, request_id_var
 
 log = logging.getLogger("docsum.access")
@@ -37,16 +38,32 @@ def _too_large(limit: int) -> str:
     return f"request body is over the limit of {limit} bytes; send less or split it"
 
 
+def _too_slow(seconds: float) -> str:
+    return f"the request body did not arrive within {seconds:g} s; send it in one go"
+
+
+class RequestTimeout(DocsumError):
+    """The client did not send its whole body in time (a slow-drip upload)."""
+
+    status, code = 408, "request_timeout"
+
+
 class RequestMiddleware:
     """Take or make ``X-Request-ID``, return it, log one JSON line and count every request.
 
     Bodies over ``max_body_bytes`` are refused with 413: at once when Content-Length says so,
-    or as soon as a chunked body passes the limit.
+    or as soon as a chunked body passes the limit. A body still incomplete ``body_timeout_s``
+    seconds after the headers is refused with 408 and the connection closed: uvicorn bounds
+    no body read, so a client dripping a few bytes a second would hold a connection and a
+    request slot forever.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,35 +79,49 @@ class RequestMiddleware:
         metrics.HTTP_IN_FLIGHT.inc()
 
         started = False
-        too_large = False
+        #: (status, code, message) of a refusal decided mid-body (413 or 408).
+        refused: tuple[int, str, str] | None = None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
-                if too_large:
-                    # The app turned our mid-body refusal into its own error: answer 413.
+                if refused:
+                    # The app turned our mid-body refusal into its own error: answer ours.
                     started = True
-                    status = 413
-                    await self._send_error(send, rid, 413, "payload_too_large", _too_large(limit))
+                    status = refused[0]
+                    await self._send_error(send, rid, *refused, close=True)
                     return
                 status = message["status"]
                 started = True
                 headers = [*message.get("headers", []), (b"x-request-id", rid.encode())]
                 message = {**message, "headers": headers}
-            elif too_large:
+            elif refused:
                 return
             await send(message)
 
         received = 0
+        body_done = False
+        body_timeout = self.body_timeout_s
+        loop_now = asyncio.get_running_loop().time()
+        deadline = None if body_timeout is None else loop_now + body_timeout
 
         async def receive_wrapper() -> Message:
-            nonlocal received, too_large
-            message = await receive()
+            nonlocal received, refused, body_done
+            if deadline is None or body_done:
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        message = await receive()
+                except TimeoutError:
+                    refused = (408, "request_timeout", _too_slow(body_timeout or 0.0))
+                    raise RequestTimeout(refused[2]) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    too_large = True
-                    raise PayloadTooLarge(_too_large(limit))
+                    refused = (413, "payload_too_large", _too_large(limit))
+                    raise PayloadTooLarge(refused[2])
+                body_done = not message.get("more_body", False)
             return message
 
         try:
@@ -101,6 +132,12 @@ class RequestMiddleware:
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except Exception:
+            if refused:
+                # Our own refusal escaped the app (it read the body outside its handlers).
+                status = refused[0]
+                if not started:
+                    await self._send_error(send, rid, *refused, close=True)
+                return
             log.exception("unhandled error", extra={"path": scope["path"]})
             status = 500
             if not started:
@@ -124,19 +161,18 @@ class RequestMiddleware:
             request_id_var.reset(token)
 
     @staticmethod
-    async def _send_error(send: Send, rid: str, status: int, code: str, message: str) -> None:
+    async def _send_error(
+        send: Send, rid: str, status: int, code: str, message: str, close: bool = False
+    ) -> None:
         body = json.dumps(error_body(code, message)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", rid.encode()),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-request-id", rid.encode()),
+        ]
+        if close:  # the rest of the body is never read: the connection cannot be reused
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod

@@ -15,8 +15,10 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any, Protocol
 
+import h11
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import metrics
 from .batcher import DynamicBatcher
@@ -54,7 +56,11 @@ def create_app(
     """A FastAPI app with the kit installed; the caller adds its routers."""
     app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
     install_error_handlers(app)
-    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
+    )
     app.include_router(health_router(health))
     app.state.health = health
     app.state.settings = settings
@@ -116,12 +122,55 @@ class _DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
+class _HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on each request's headers.
+
+    uvicorn arms a timer only between requests, and any byte received disarms it: a client
+    sending its headers a byte at a time would hold the connection forever (slowloris).
+    ``header_timeout_s`` seconds after the connection opens or a response ends, a connection
+    that has not yet sent a whole request head is closed.
+    """
+
+    header_timeout_s: float = 10.0
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self._arm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        super().connection_lost(exc)
+
+    def _arm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+        self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_deadline)
+
+    def _header_deadline(self) -> None:
+        # IDLE: h11 has not parsed a whole request head since the timer was armed.
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.info("request headers not received in time; closing the connection")
+            self.transport.close()
+
+
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run ``app`` until SIGINT/SIGTERM, then finish in-flight requests and stop."""
+    protocol = type(
+        "HeaderDeadlineProtocol",
+        (_HeaderDeadlineProtocol,),
+        {"header_timeout_s": settings.header_timeout_s},
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
+        http=protocol,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),

@@ -30,6 +30,12 @@ class ServiceSettings(BaseSettings):
     request_timeout_s: float = Field(60.0, gt=0)
     #: Largest request body accepted, in bytes (413 above it).
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    #: Seconds a client may take to send the whole request body after its headers (408 past
+    #: it): bounds slow-drip uploads. 60 s carries 50 MB at 7 Mbit/s.
+    body_timeout_s: float = Field(60.0, gt=0)
+    #: Seconds a client may take to send a request's headers, counted from the connection's
+    #: start or the previous response (the connection is closed past it): bounds slowloris.
+    header_timeout_s: float = Field(10.0, gt=0)
 
 
 class BatchSettings(BaseModel):
