@@ -15,10 +15,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any, Protocol
 
-import h11
 import uvicorn
 from fastapi import FastAPI
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from . import metrics
 from .batcher import DynamicBatcher
@@ -122,30 +121,34 @@ class _DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-class _HeaderDeadlineProtocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on each request's headers.
+class _HeaderDeadline:
+    """A deadline on each request's headers, mixed into the uvicorn protocol in use.
 
     uvicorn arms a timer only between requests, and any byte received disarms it: a client
     sending its headers a byte at a time would hold the connection forever (slowloris).
     ``header_timeout_s`` seconds after the connection opens or a response ends, a connection
-    that has not yet sent a whole request head is closed.
+    with no request being served (its next head still incomplete) is closed.
     """
 
     header_timeout_s: float = 10.0
     _header_timer: asyncio.TimerHandle | None = None
+    # Provided by uvicorn's protocol classes (h11 and httptools alike).
+    loop: asyncio.AbstractEventLoop
+    transport: asyncio.Transport
+    cycle: Any
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(transport)  # type: ignore[misc]
         self._arm_header_timer()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
+        super().on_response_complete()  # type: ignore[misc]
         self._arm_header_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._header_timer is not None:
             self._header_timer.cancel()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def _arm_header_timer(self) -> None:
         if self._header_timer is not None:
@@ -153,17 +156,19 @@ class _HeaderDeadlineProtocol(H11Protocol):
         self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_deadline)
 
     def _header_deadline(self) -> None:
-        # IDLE: h11 has not parsed a whole request head since the timer was armed.
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        # A cycle exists (and is not complete) once a request's head has been parsed.
+        serving = self.cycle is not None and not self.cycle.response_complete
+        if not serving and not self.transport.is_closing():
             log.info("request headers not received in time; closing the connection")
             self.transport.close()
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
     """Run ``app`` until SIGINT/SIGTERM, then finish in-flight requests and stop."""
+    # The protocol uvicorn would pick (httptools when installed, else h11), with the deadline.
     protocol = type(
         "HeaderDeadlineProtocol",
-        (_HeaderDeadlineProtocol,),
+        (_HeaderDeadline, AutoHTTPProtocol),
         {"header_timeout_s": settings.header_timeout_s},
     )
     config = uvicorn.Config(

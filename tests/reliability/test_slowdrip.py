@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -17,7 +19,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import GATEWAY_KEY, LiveService, free_port, start_gateway
+from docsum.common.probe import wait_ready
+from tests.conftest import GATEWAY_KEY, ROOT, LiveService, free_port, start_gateway
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -209,3 +212,41 @@ def test_an_honest_upload_in_pieces_and_keep_alive_still_work(strict_gateway: Li
 
     # The summarizer behind it is down: 503 is the honest answer, but never a 408.
     assert asyncio.run(scenario()) == [503, 503, 503]
+
+
+@pytest.fixture(scope="module", params=["h11", "auto"])
+def kit_service(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[int]:
+    """The kit alone under each of uvicorn's HTTP protocols (h11 in the model services'
+    images, httptools where the gateway's extra installs it)."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("kit") / "kit.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.reliability.kit_app", str(port), request.param],
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", 60, alive=lambda: proc.poll() is None)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_kit_deadlines_hold_under_both_http_protocols(kit_service: int) -> None:
+    head = (
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n"
+    )
+    took, answer = asyncio.run(_drip(kit_service, head, b"a" * 100, 0.3, DEADLINE_S + 8))
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:300]
+    assert took <= DEADLINE_S + 2
+    took, answer = asyncio.run(
+        _drip(kit_service, b"POST /echo HTTP/1.1\r\n", b"X-Slow: " + b"a" * 100, 0.3, 12)
+    )
+    assert answer == b"" and took <= DEADLINE_S + 2
+    r = httpx.post(f"http://127.0.0.1:{kit_service}/echo", json={"ok": 1}, timeout=5)
+    assert r.status_code == 200 and r.json() == {"ok": 1}
