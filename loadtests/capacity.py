@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,10 @@ LADDERS: dict[str, list[float]] = {
 }
 
 log = logging.getLogger("docsum.loadtest")
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _cpu() -> str:
@@ -54,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--target", choices=["gateway", "direct"], default="gateway")
     p.add_argument("--out", type=Path, default=run.ROOT / "reports" / "capacity")
     args = p.parse_args(argv)
+    # `kill` stops a run like Ctrl-C does: the stack started here is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
 
     routes = args.routes.split(",")
     base = run.parser().parse_args(["--target", args.target, "--run-time", args.run_time])

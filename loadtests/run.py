@@ -41,6 +41,10 @@ STACK_READY_TIMEOUT_S = 300.0
 log = logging.getLogger("docsum.loadtest")
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def ready(url: str) -> bool:
     """Whether ``url``/readyz answers 200 now."""
     try:
@@ -180,6 +184,8 @@ def stack_urls(args: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="loadtest: %(message)s")
     args = parser().parse_args(argv)
+    # `kill` stops a run like Ctrl-C does: the stack started here is stopped on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
     env = {
         **os.environ,
         # Only for a stack started here: the load must not be throttled by the per-key limit.
