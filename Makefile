@@ -47,6 +47,7 @@ bench: setup tesseract ## the benchmarks behind the README's figures
 	$(PY) bench/summarize_quality.py
 	$(PY) bench/summarize_speed.py
 	$(PY) bench/ocr_bench.py
+	$(PY) bench/gateway_overhead.py
 
 tesseract: ## Tesseract 5.3 (the OCR peer of the benchmarks) into .tools/tesseract, no root
 	bash scripts/install_tesseract.sh

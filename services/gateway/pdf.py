@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 
@@ -91,9 +92,54 @@ class PdfDocument:
                 pages.append(PdfPage(i + 1, text.strip() if usable_text(text, min_chars) else None))
         return pages
 
+    def embedded_scan(self, number: int, min_dpi: float, max_dpi: float) -> bytes | None:
+        """The page's scan as the JPEG file the scanner embedded, when the page is only that.
+
+        A scanner's PDF page is one JPEG covering the page: sending that JPEG to OCR skips
+        rendering and re-encoding (most of the gateway's CPU time per scanned page) and loses
+        nothing. Only when it is upright, grey or RGB, and ``min_dpi``..``max_dpi`` (the OCR
+        model reads ~300 dpi); else None, and the page is rendered.
+        """
+        with _PDFIUM_LOCK:
+            page = self._doc[number - 1]
+            try:
+                if page.get_rotation() != 0:
+                    return None
+                objects = list(page.get_objects(max_depth=1))
+                if len(objects) != 1 or objects[0].type != pdfium_c.FPDF_PAGEOBJ_IMAGE:
+                    return None
+                image = objects[0]
+                assert isinstance(image, pdfium.PdfImage)
+                a, b, c, d, _, _ = image.get_matrix().get()
+                if b or c or a <= 0 or d <= 0 or image.get_filters() != ["DCTDecode"]:
+                    return None  # rotated, skewed, mirrored, or not a plain JPEG
+                width_pt, height_pt = page.get_size()
+                left, bottom, right, top = image.get_bounds()
+                if (right - left) * (top - bottom) < 0.9 * width_pt * height_pt:
+                    return None  # a picture on a page, not a scanned page
+                meta = image.get_metadata()
+                if meta.colorspace not in (
+                    pdfium_c.FPDF_COLORSPACE_DEVICEGRAY,
+                    pdfium_c.FPDF_COLORSPACE_DEVICERGB,
+                ):
+                    return None
+                dpi_x = meta.width / ((right - left) / 72.0)
+                dpi_y = meta.height / ((top - bottom) / 72.0)
+                if not (min_dpi <= dpi_x <= max_dpi and min_dpi <= dpi_y <= max_dpi):
+                    return None
+                data = bytes(image.get_data(decode_simple=False))
+                return data if data.startswith(b"\xff\xd8\xff") else None
+            finally:
+                page.close()
+
     def render(self, number: int, dpi: int, max_pixels: int) -> Image.Image:
         """Page ``number`` (from 1) as a grey image at ``dpi``, lowered to fit ``max_pixels``."""
+        return self.render_timed(number, dpi, max_pixels)[0]
+
+    def render_timed(self, number: int, dpi: int, max_pixels: int) -> tuple[Image.Image, float]:
+        """:meth:`render`, and the seconds it took once PDFium was free (waits not counted)."""
         with _PDFIUM_LOCK:
+            start = time.perf_counter()
             page = self._doc[number - 1]
             width_pt, height_pt = page.get_size()
             scale = dpi / 72.0
@@ -104,7 +150,15 @@ class PdfDocument:
             image = bitmap.to_pil().convert("L")
             bitmap.close()
             page.close()
-        return image
+            return image, time.perf_counter() - start
+
+
+def render_png(doc: PdfDocument, number: int, dpi: int, max_pixels: int) -> tuple[bytes, float]:
+    """Page ``number`` as PNG bytes, and the seconds spent rendering and encoding it."""
+    image, seconds = doc.render_timed(number, dpi, max_pixels)
+    start = time.perf_counter()
+    png = encode_png(image)
+    return png, seconds + time.perf_counter() - start
 
 
 def encode_png(image: Image.Image) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -172,6 +173,7 @@ def api_router(gateway: Gateway) -> APIRouter:
         response_model=DocumentSummary,
     )
     async def summarize_document(request: Request) -> Any:
+        start = time.perf_counter()
         upload, fields = await _upload(request)
         params = _summary_params(fields)
         pinned = parse_pins(request.headers.get(HEADER))
@@ -181,7 +183,9 @@ def api_router(gateway: Gateway) -> APIRouter:
         ):
             raise BadRequest(f"{HEADER}: no upstream has a version {pinned.default!r}")
         try:
-            return await gateway.pipeline.run(data, kind, upload.filename or "", params, pinned)
+            return await gateway.pipeline.run(
+                data, kind, upload.filename or "", params, pinned, time.perf_counter() - start
+            )
         except UpstreamAnswered as answered:
             return _passed_on(answered.response)
 

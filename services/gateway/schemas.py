@@ -30,8 +30,9 @@ class DocumentSummary(BaseModel):
     )
     pages: list[PageOut]
     timings_ms: dict[str, float] = Field(
-        description="Milliseconds per stage: pages (all of text extraction and OCR), "
-        "text_layer, render (sum over pages), ocr (wall time), summarize, total."
+        description="Milliseconds per stage: read (receiving and parsing the upload), pages "
+        "(text layers, rendering and OCR together), text_layer, render (CPU time summed over "
+        "pages), ocr (wall time of the OCR stage), summarize, total."
     )
     backends: dict[str, str] = Field(description="The version of each upstream that served.")
     errors: list[StageError] = Field(

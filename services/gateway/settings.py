@@ -70,9 +70,13 @@ class GatewaySettings(ServiceSettings):
     pdf_max_pages: int = Field(100, ge=1)
     #: Resolution scanned PDF pages are rendered at for OCR (the recognizer reads ~300 dpi).
     pdf_render_dpi: int = Field(300, ge=72, le=600)
+    #: A page that is one upright JPEG scan at this many dpi (min, max) is sent to OCR as that
+    #: JPEG, not rendered; ``[0, 0]`` renders every page.
+    pdf_scan_dpi_range: tuple[float, float] = (200.0, 450.0)
     #: Most pixels of one rendered page; larger pages are rendered at a lower resolution.
     pdf_max_render_pixels: int = Field(40_000_000, gt=0)
     #: A page whose text layer has fewer letters and digits than this is OCR'd instead.
     pdf_min_text_chars: int = Field(16, ge=1)
-    #: Pages of one document sent to OCR at once.
-    ocr_page_concurrency: int = Field(4, ge=1, le=64)
+    #: Pages of one document sent to OCR at once. More helps when several OCR replicas (or a
+    #: GPU) serve; on one CPU replica pages read in parallel only compete for its cores.
+    ocr_page_concurrency: int = Field(2, ge=1, le=64)

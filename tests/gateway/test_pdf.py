@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from PIL import Image
 
 from docsum.common.errors import InvalidInput
 from docsum.gateway.pdf import PdfDocument, encode_png, usable_text
@@ -49,3 +52,17 @@ def test_usable_text_wants_letters_not_garbage() -> None:
     assert usable_text("The council approved the budget.", 16)
     assert not usable_text("Page 3", 16)
     assert not usable_text("\ue000\ue001\ue002" * 20 + "abcdefghijklmnopqrstuvwxyz", 16)
+
+
+def test_a_scanners_jpeg_page_is_sent_as_it_is() -> None:
+    scan = text_page(ARTICLE)  # 300 dpi
+    with PdfDocument(scanned_pdf([scan]), max_pages=10) as doc:
+        jpeg = doc.embedded_scan(1, 200, 450)
+        assert jpeg is not None and jpeg.startswith(b"\xff\xd8\xff")
+        assert Image.open(io.BytesIO(jpeg)).size == scan.size
+    with PdfDocument(make_pdf([text_page(ARTICLE, dpi=150)]), max_pages=10) as doc:
+        assert doc.embedded_scan(1, 200, 450) is None  # 150 dpi: rendered at 300 instead
+    with PdfDocument(make_pdf([ARTICLE, scan]), max_pages=10) as doc:
+        assert doc.embedded_scan(1, 200, 450) is None  # text, no image
+        assert doc.embedded_scan(2, 200, 450) is not None
+        assert doc.embedded_scan(2, 0, 0) is None  # the setting that renders every page

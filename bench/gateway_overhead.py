@@ -1,0 +1,303 @@
+"""Gateway overhead: what going through the gateway adds to calling a service directly.
+
+Usage: python bench/gateway_overhead.py [--out bench/results/gateway_overhead.json]
+
+Starts the summarizer, the OCR service and the gateway on 127.0.0.1 (logs at WARNING), then:
+1. Latency added at 200 requests/s, open loop (requests leave on schedule whether or not the
+   earlier ones came back; latency counts from the scheduled time, so queueing is not hidden):
+   a cheap route — ``/v1/summarize`` with an empty text, answered 422 by the summarizer before
+   the model — directly and through ``/api/v1/summarize``, in alternating rounds.
+2. Throughput on the same cheap route, 16 concurrent closed-loop clients: gateway / direct.
+3. A 10-page scanned PDF (text pages rendered at 300 dpi, wrapped in a PDF by Pillow as JPEGs,
+   as a scanner does) through ``documents:summarize``, against the sum of its parts called
+   directly one after another: each page's image taken out of the PDF as the gateway does (the
+   scanner's JPEG), OCR of each page, one summary of the text.
+
+The load generator uses the gateway's own lean HTTP/1.1 pool (``docsum.gateway.http1``): at
+~50 µs per call it keeps the client's cost out of the figures (httpx costs ~1 ms here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.gateway.documents: the document makers
+
+from docsum.common.probe import wait_ready  # noqa: E402
+from docsum.gateway.http1 import Http1Transport  # noqa: E402
+from docsum.gateway.pdf import PdfDocument, render_png  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.gateway.documents import ARTICLE, scanned_pdf, text_page  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "summarization" / "cnndm-dev.jsonl"
+KEY = "bench-key"
+CHEAP = b'{"text": ""}'  # refused (422) by the summarizer before the model: a routing cost only
+
+
+def _start(name: str, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    full = {
+        **os.environ,
+        f"DOCSUM_{name.upper()}_PORT": str(port),
+        f"DOCSUM_{name.upper()}_LOG_LEVEL": "WARNING",
+        **env,
+    }
+    log = (tmp / f"{name}.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "docsum.cli", "serve", name], env=full, stdout=log, stderr=log
+    )
+    return proc, port
+
+
+class Client:
+    """A pooled client on 127.0.0.1 (the gateway's own HTTP/1.1 pool)."""
+
+    def __init__(self, port: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.port = port
+        self.headers = headers
+        self.pool = Http1Transport(max_connections=512, max_keepalive=512)
+
+    async def post(self, path: str, body: bytes, content_type: bytes) -> int:
+        headers = [*self.headers, (b"content-type", content_type)]
+        status, _, _ = await self.pool.send("POST", "127.0.0.1", self.port, path, headers, body)
+        return status
+
+
+async def open_loop(client: Client, path: str, rate: float, n: int) -> list[float]:
+    """``n`` requests at ``rate``/s on a fixed schedule; latencies in ms from schedule."""
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    start = loop.time() + 0.05
+
+    async def one(at: float) -> None:
+        await asyncio.sleep(max(0.0, at - loop.time()))
+        status = await client.post(path, CHEAP, b"application/json")
+        assert status == 422, status
+        latencies.append((loop.time() - at) * 1000.0)
+
+    await asyncio.gather(*(one(start + i / rate) for i in range(n)))
+    return latencies
+
+
+async def closed_loop(client: Client, path: str, workers: int, seconds: float) -> float:
+    """Requests per second with ``workers`` clients each sending the next on an answer."""
+    done = 0
+    end = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < end:
+            assert await client.post(path, CHEAP, b"application/json") == 422
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return done / (time.perf_counter() - start)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def overhead(direct: Client, gateway: Client, rate: float, n: int) -> dict[str, Any]:
+    rounds: dict[str, list[float]] = {"direct": [], "gateway": []}
+    await open_loop(direct, "/v1/summarize", rate, 200)  # warm both paths
+    await open_loop(gateway, "/api/v1/summarize", rate, 200)
+    for _ in range(4):  # alternate, so a change in background load hits both alike
+        rounds["direct"] += await open_loop(direct, "/v1/summarize", rate, n // 4)
+        rounds["gateway"] += await open_loop(gateway, "/api/v1/summarize", rate, n // 4)
+    out: dict[str, Any] = {"rate_per_s": rate, "requests_each": n}
+    for name, lat in rounds.items():
+        out[name] = {"p50_ms": round(_pct(lat, 0.5), 3), "p99_ms": round(_pct(lat, 0.99), 3)}
+    out["added_p50_ms"] = round(out["gateway"]["p50_ms"] - out["direct"]["p50_ms"], 3)
+    out["added_p99_ms"] = round(out["gateway"]["p99_ms"] - out["direct"]["p99_ms"], 3)
+    return out
+
+
+async def throughput(direct: Client, gateway: Client, seconds: float) -> dict[str, Any]:
+    d = await closed_loop(direct, "/v1/summarize", 16, seconds)
+    g = await closed_loop(gateway, "/api/v1/summarize", 16, seconds)
+    d2 = await closed_loop(direct, "/v1/summarize", 16, seconds)
+    g2 = await closed_loop(gateway, "/api/v1/summarize", 16, seconds)
+    direct_rps, gateway_rps = (d + d2) / 2, (g + g2) / 2
+    return {
+        "direct_rps": round(direct_rps, 1),
+        "gateway_rps": round(gateway_rps, 1),
+        "ratio": round(gateway_rps / direct_rps, 3),
+    }
+
+
+def _pages(n: int) -> list[list[str]]:
+    """``n`` pages of news text (CNN/DM dev articles when present, else the test article)."""
+    if DATA.exists():
+        articles = [json.loads(line)["article"] for line in DATA.read_text().splitlines()[:n]]
+        return [a.split(". ")[:14] for a in articles]
+    return [ARTICLE * 3 for _ in range(n)]
+
+
+async def pdf_pipeline(ocr_port: int, summ_port: int, gw_port: int, pdf: bytes) -> dict[str, Any]:
+    gateway = Client(gw_port, [(b"x-api-key", KEY.encode())])
+    ocr = Client(ocr_port, [])
+    summ = Client(summ_port, [])
+    boundary = b"docsumbench"
+
+    def form(name: str, data: bytes, media: bytes) -> bytes:
+        return (
+            b"--" + boundary + b"\r\ncontent-disposition: form-data; name=\"file\"; filename=\""
+            + name.encode() + b"\"\r\ncontent-type: " + media + b"\r\n\r\n" + data
+            + b"\r\n--" + boundary + b"--\r\n"
+        )  # fmt: skip
+
+    multipart = b"multipart/form-data; boundary=" + boundary
+
+    async def through_gateway() -> tuple[float, dict[str, Any]]:
+        t = time.perf_counter()
+        status, _, body = await gateway.pool.send(
+            "POST",
+            "127.0.0.1",
+            gw_port,
+            "/api/v1/documents:summarize",
+            [(b"x-api-key", KEY.encode()), (b"content-type", multipart)],
+            form("doc.pdf", pdf, b"application/pdf"),
+        )
+        assert status == 200, body[:300]
+        return time.perf_counter() - t, json.loads(body)
+
+    async def parts() -> dict[str, float]:
+        t = time.perf_counter()
+        files = []  # what the gateway sends: the scanner's JPEG, else a rendered PNG
+        with PdfDocument(pdf, max_pages=100) as doc:
+            for number in range(1, doc.page_count + 1):
+                jpeg = doc.embedded_scan(number, 200, 450)
+                if jpeg is not None:
+                    files.append((f"p{number}.jpg", jpeg, b"image/jpeg"))
+                else:
+                    png, _ = render_png(doc, number, 300, 40_000_000)
+                    files.append((f"p{number}.png", png, b"image/png"))
+        render = time.perf_counter() - t
+        texts = []
+        t = time.perf_counter()
+        for name, image, media in files:
+            status, _, body = await ocr.pool.send(
+                "POST",
+                "127.0.0.1",
+                ocr_port,
+                "/v1/ocr",
+                [(b"content-type", multipart)],
+                form(name, image, media),
+            )
+            assert status == 200, body[:300]
+            texts.append(json.loads(body)["text"])
+        ocr_s = time.perf_counter() - t
+        t = time.perf_counter()
+        payload = json.dumps({"text": "\n\n".join(texts)}).encode()
+        assert await summ.post("/v1/summarize", payload, b"application/json") == 200
+        summarize = time.perf_counter() - t
+        return {"pages_to_images": render, "ocr": ocr_s, "summarize": summarize}
+
+    await through_gateway()  # warm-up: connections, code paths
+    await parts()
+    runs_gw, runs_parts = [], []
+    for _ in range(5):  # alternate, so a change in background load hits both alike
+        elapsed, body = await through_gateway()
+        runs_gw.append((elapsed, body))
+        runs_parts.append(await parts())
+    gw_s = statistics.median(e for e, _ in runs_gw)
+    sums = [sum(p.values()) for p in runs_parts]
+    sum_s = statistics.median(sums)
+    body = runs_gw[0][1]
+    return {
+        "pages": len(body["pages"]),
+        "pages_ocr": sum(p["source"] == "ocr" for p in body["pages"]),
+        "gateway_s": round(gw_s, 3),
+        "sum_of_parts_s": round(sum_s, 3),
+        "parts_s": {
+            k: round(statistics.median(p[k] for p in runs_parts), 3) for k in runs_parts[0]
+        },
+        "ratio": round(gw_s / sum_s, 3),
+        "gateway_timings_ms": body["timings_ms"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default="bench/results/gateway_overhead.json")
+    ap.add_argument("--rate", type=float, default=200.0)
+    ap.add_argument("--requests", type=int, default=4000)
+    ap.add_argument("--only", choices=["overhead", "throughput", "pdf"], help="one part only")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        summ, summ_port = _start("summarizer", {}, tmp)
+        ocr, ocr_port = _start("ocr", {}, tmp)
+        procs += [summ, ocr]
+        (tmp / "keys").write_text(f"bench:{hashlib.sha256(KEY.encode()).hexdigest()}\n")
+        backends = {
+            "ocr": [{"url": f"http://127.0.0.1:{ocr_port}", "version": "stable", "weight": 100}],
+            "summarizer": [
+                {"url": f"http://127.0.0.1:{summ_port}", "version": "stable", "weight": 100}
+            ],
+        }
+        (tmp / "backends.json").write_text(json.dumps(backends))
+        gw, gw_port = _start(
+            "gateway",
+            {
+                "DOCSUM_GATEWAY_API_KEYS_FILE": str(tmp / "keys"),
+                "DOCSUM_GATEWAY_BACKENDS_FILE": str(tmp / "backends.json"),
+                "DOCSUM_GATEWAY_RATE_LIMIT_RPS": "1000000",
+                "DOCSUM_GATEWAY_RATE_LIMIT_BURST": "1000000",
+            },
+            tmp,
+        )
+        procs.append(gw)
+        for proc, port in ((summ, summ_port), (ocr, ocr_port), (gw, gw_port)):
+            wait_ready(f"http://127.0.0.1:{port}", alive=lambda p=proc: p.poll() is None)
+        pdf = scanned_pdf([text_page(page) for page in _pages(10)])
+
+        async def run() -> dict[str, Any]:
+            direct = Client(summ_port, [])
+            gateway = Client(gw_port, [(b"x-api-key", KEY.encode())])
+            out: dict[str, Any] = {}
+            if args.only in (None, "overhead"):
+                out["overhead"] = await overhead(direct, gateway, args.rate, args.requests)
+            if args.only in (None, "throughput"):
+                out["throughput_cheap_route"] = await throughput(direct, gateway, 8.0)
+            if args.only in (None, "pdf"):
+                out["scanned_pdf_10_pages"] = await pdf_pipeline(ocr_port, summ_port, gw_port, pdf)
+            return out
+
+        load_before = os.getloadavg()[0]
+        result = asyncio.run(run())
+        result["machine"] = {
+            "cpu_threads": os.cpu_count(),
+            "load_average_1min_before": round(load_before, 2),
+            "load_average_1min_after": round(os.getloadavg()[0], 2),
+            "note": "shared 2-core VM; an OCR training job holds one core; gateway, services "
+            "and load generator share the other",
+        }
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+    print(json.dumps(result, indent=2))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
