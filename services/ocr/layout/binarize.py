@@ -27,7 +27,9 @@ def estimate_paper(
     areas that are no paper (bool): dark on average over ``DARK_AREA`` th, or with a dark
     paper estimate (scan borders, black areas of pictures), where no dark-on-light text is."""
     h, w = gray.shape
-    k = max(3, round(config.background_window * text_height)) | 1
+    # At least 1/60 of the page: the text height may be underestimated on a first look
+    # (broken print), and a window narrower than the strokes would keep them as paper.
+    k = max(3, round(config.background_window * text_height), min(h, w) // 60) | 1
     paper = cv2.dilate(gray, cv2.getStructuringElement(cv2.MORPH_RECT, (k, k)))
     # Smooth at about half a text height per pixel: cheap, and illumination varies slowly.
     f = max(1.0, text_height / 2.0)

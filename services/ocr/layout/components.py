@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -53,29 +54,97 @@ def classify(
     """Sort components (``stats`` of the mask ``ink``, as from :func:`components`) by size
     relative to the text height.
 
-    A graphic (a component too big for a glyph) whose box is densely inked or dark (``dark``:
-    areas that are no paper) is a picture, drawing or photo: whatever lies inside its box is
-    not text. A sparse one is a frame or rule box, which may well hold text.
+    A graphic (a component too big for a glyph) that fills its box densely (``picture_ink``)
+    is a picture, drawing or photo: whatever lies inside its box is not text. A sparse one is
+    a frame, a rule box or the edge of a scan, which may well hold text. ``dark`` (areas that
+    are no paper) gives the dark areas' boxes.
     """
     s = stats[1:]
     x0 = s[:, cv2.CC_STAT_LEFT].astype(np.int64)
     y0 = s[:, cv2.CC_STAT_TOP].astype(np.int64)
     w = s[:, cv2.CC_STAT_WIDTH].astype(np.int64)
     h = s[:, cv2.CC_STAT_HEIGHT].astype(np.int64)
+    area = s[:, cv2.CC_STAT_AREA].astype(np.int64)
     th = text_height
+    x0, y0, w, h, area = _split_touching_lines(ink, x0, y0, w, h, area, th, config)
     graphic = (h > config.max_glyph_height * th) | (w > config.max_glyph_width * th)
     longest, thickness = np.maximum(w, h), np.minimum(w, h)
     rule = (longest > 4 * th) & (longest > config.rule_ratio * thickness)
+    # Upright bars need less length: a barcode's bars are about two text heights.
+    rule |= (h > 1.6 * th) & (h > config.rule_ratio * w)
     small = (w < config.min_glyph * th) & (h < config.min_glyph * th)
     seed = ~graphic & ~rule & ~small
     large = seed & (h > config.large_glyph * th)
-    pictures = []
-    for i in np.flatnonzero(graphic):
-        box = np.s_[y0[i] : y0[i] + h[i], x0[i] : x0[i] + w[i]]
-        if np.count_nonzero(ink[box] | dark[box]) >= config.picture_ink * h[i] * w[i]:
-            pictures.append((x0[i], y0[i], x0[i] + w[i], y0[i] + h[i]))
-    pic = np.array(pictures, np.int64).reshape(-1, 4)
+    picture = graphic & (area >= config.picture_ink * w * h)
+    pic = np.stack([x0, y0, x0 + w, y0 + h], 1)[picture].reshape(-1, 4)
     return Glyphs(x0, y0, x0 + w, y0 + h, seed, large, small, pic, dark_areas(dark, th))
+
+
+#: A row of a tall component with less ink than this fraction of its typical row is a gap
+#: between two lines of text that touch.
+VALLEY = 0.12
+
+
+def _split_touching_lines(
+    ink: np.ndarray,
+    x0: np.ndarray,
+    y0: np.ndarray,
+    w: np.ndarray,
+    h: np.ndarray,
+    area: np.ndarray,
+    th: float,
+    config: LayoutConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cut components that are lines of text touching each other (a descender on the
+    ascender below, bold type at low resolution) at the nearly empty rows between them.
+
+    Candidates are taller than ``large_glyph`` th but not graphics by height; a cut needs a
+    run of rows inked at most ``VALLEY`` of the component's median row, with at least 0.6 th
+    of ink above and below. Big type has no such valley across its whole width and stays
+    whole. Returns the boxes (and ink areas) with each cut component replaced by its parts.
+    """
+    cand = np.flatnonzero((h > config.large_glyph * th) & (h <= config.max_glyph_height * th))
+    if cand.size == 0:
+        return x0, y0, w, h, area
+    min_part = max(2, round(0.6 * th))
+    drop: list[int] = []
+    parts: list[tuple[int, int, int, int, int]] = []
+    for i in cand.tolist():
+        box = ink[y0[i] : y0[i] + h[i], x0[i] : x0[i] + w[i]]
+        rows = np.count_nonzero(box, axis=1)
+        typical = float(np.median(rows[rows > 0]))
+        low = np.concatenate([[0], (rows <= VALLEY * typical).view(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(low))
+        cuts = [0]
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
+            mid = (int(a) + int(b)) // 2
+            if mid - cuts[-1] >= min_part and len(rows) - mid >= min_part:
+                cuts.append(mid)
+        if len(cuts) == 1:
+            continue
+        cuts.append(len(rows))
+        drop.append(i)
+        for top, bottom in itertools.pairwise(cuts):
+            inked = np.flatnonzero(np.count_nonzero(box[top:bottom], axis=0))
+            rows_in = np.flatnonzero(rows[top:bottom])
+            if inked.size and rows_in.size:
+                parts.append(
+                    (
+                        int(x0[i] + inked[0]),
+                        int(y0[i] + top + rows_in[0]),
+                        int(inked[-1] - inked[0] + 1),
+                        int(rows_in[-1] - rows_in[0] + 1),
+                        int(rows[top:bottom].sum()),
+                    )
+                )
+    if not drop:
+        return x0, y0, w, h, area
+    keep = np.ones(len(x0), bool)
+    keep[drop] = False
+    new = np.array(parts, np.int64).reshape(-1, 5)
+    return tuple(  # type: ignore[return-value]
+        np.concatenate([old[keep], new[:, j]]) for j, old in enumerate((x0, y0, w, h, area))
+    )
 
 
 def dark_areas(dark: np.ndarray, text_height: float) -> np.ndarray:

@@ -38,6 +38,7 @@ def _margins(
 def cut_lines(
     page: np.ndarray,
     boxes: np.ndarray,
+    rows: np.ndarray,
     scale: tuple[float, float],
     deskew: Deskew,
     *,
@@ -49,10 +50,11 @@ def cut_lines(
     """One :class:`LineCrop` per box.
 
     page: the input page (uint8 ``[H, W]``). boxes: ``[N, 4]`` line boxes in the upright
-    analysis image (px). scale: (sx, sy) analysis px per input px. deskew: the rotation from
-    the input page to the upright canvas (input px). inverted: the page is light on dark (crops
-    are inverted so they read dark on light). paper: grey level of the paper in ``page``, to
-    fill what lies beyond the page's edges. text_height: in analysis px.
+    analysis image (px). rows: the text row of each line. scale: (sx, sy) analysis px per
+    input px. deskew: the rotation from the input page to the upright canvas (input px).
+    inverted: the page is light on dark (crops are inverted so they read dark on light).
+    paper: grey level of the paper in ``page``, to fill what lies beyond the page's edges.
+    text_height: in analysis px.
     """
     if len(boxes) == 0:
         return []
@@ -95,5 +97,5 @@ def cut_lines(
             min(w_in, math.ceil(float(px.max()))),
             min(h_in, math.ceil(float(py.max()))),
         )
-        out.append(LineCrop(box, image))
+        out.append(LineCrop(box, image, int(rows[i])))
     return out

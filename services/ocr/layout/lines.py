@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -101,7 +102,8 @@ def find_pieces(g: Glyphs, text_height: float, dark: np.ndarray, config: LayoutC
     th = text_height
     normal = np.flatnonzero(g.seed & ~g.large)
     large = np.flatnonzero(g.large)
-    piece_of = np.full(len(g), -1, np.int64)
+    # Seeds: (x0, y0, x1, y1, height, piece label, big type?) per row.
+    parts: list[np.ndarray] = []
     next_id = 0
     labels = None
     if normal.size:
@@ -115,8 +117,23 @@ def find_pieces(g: Glyphs, text_height: float, dark: np.ndarray, config: LayoutC
             config.piece_gap * th / 2,
         )
         lab = _at(labels, (g.x0[normal] + g.x1[normal] - 1) // 2, cy)
-        piece_of[normal] = lab
+        parts.append(
+            np.stack(
+                [
+                    g.x0[normal],
+                    g.y0[normal],
+                    g.x1[normal],
+                    g.y1[normal],
+                    g.height[normal],
+                    lab,
+                    np.zeros_like(lab),
+                ],
+                1,
+            )
+        )
         next_id = int(lab.max()) + 1
+        split, large = _split_bridges(g, large, labels, th, config)
+        parts.append(split)
     if large.size:
         own = g.height[large] / LARGE_TO_TH
         cy = (g.y0[large] + g.y1[large]) / 2.0
@@ -128,25 +145,39 @@ def find_pieces(g: Glyphs, text_height: float, dark: np.ndarray, config: LayoutC
             config.core_height * own / 2,
             config.piece_gap * own / 2,
         )
-        piece_of[large] = _at(big, (g.x0[large] + g.x1[large] - 1) // 2, cy) + next_id
-    seeds = np.flatnonzero(piece_of >= 0)
-    if seeds.size == 0:
+        lab = _at(big, (g.x0[large] + g.x1[large] - 1) // 2, cy) + next_id
+        parts.append(
+            np.stack(
+                [
+                    g.x0[large],
+                    g.y0[large],
+                    g.x1[large],
+                    g.y1[large],
+                    g.height[large],
+                    lab,
+                    np.ones_like(lab),
+                ],
+                1,
+            )
+        )
+    seeds = np.concatenate(parts) if parts else np.zeros((0, 7), np.int64)
+    if len(seeds) == 0:
         return Pieces.empty()
-    ids, inv = np.unique(piece_of[seeds], return_inverse=True)
+    ids, inv = np.unique(seeds[:, 5], return_inverse=True)
     n = len(ids)
     boxes = np.empty((n, 4), np.int64)
     big_int = np.iinfo(np.int64).max
     boxes[:, :2] = big_int
     boxes[:, 2:] = -big_int
-    np.minimum.at(boxes[:, 0], inv, g.x0[seeds])
-    np.minimum.at(boxes[:, 1], inv, g.y0[seeds])
-    np.maximum.at(boxes[:, 2], inv, g.x1[seeds])
-    np.maximum.at(boxes[:, 3], inv, g.y1[seeds])
+    np.minimum.at(boxes[:, 0], inv, seeds[:, 0])
+    np.minimum.at(boxes[:, 1], inv, seeds[:, 1])
+    np.maximum.at(boxes[:, 2], inv, seeds[:, 2])
+    np.maximum.at(boxes[:, 3], inv, seeds[:, 3])
     count = np.bincount(inv, minlength=n)
     tallest = np.zeros(n, np.int64)
-    np.maximum.at(tallest, inv, g.height[seeds])
+    np.maximum.at(tallest, inv, seeds[:, 4])
     is_large = np.zeros(n, bool)
-    is_large[inv[np.isin(seeds, large)]] = True
+    is_large[inv[seeds[:, 6] > 0]] = True
     if labels is not None:
         _attach_marks(g, labels, ids, boxes, th)
     keep = _plausible(boxes, count, is_large, th) & ~_in_pictures(boxes, g.pictures)
@@ -155,13 +186,53 @@ def find_pieces(g: Glyphs, text_height: float, dark: np.ndarray, config: LayoutC
     # A lone glyph must look like type: not taller than capitals and brackets (a blot, a
     # stroke of a drawing, show-through).
     weak = (count == 1) & (tallest > 1.8 * th)
-    # Nor is a flat sliver (a rule's fragment, a smear) text.
-    weak |= (boxes[:, 3] - boxes[:, 1]) < 0.5 * th
+    # Nor are glyphs all lower than half a text height: a row of dashes, dots or rule
+    # fragments, a smear.
+    weak |= tallest < 0.55 * th
     # Nor are a few glyphs close to dark areas or the image's edge (show-through and dirt
     # along scan borders).
     few = np.flatnonzero(count <= 3)
     weak[few] |= _by_dark_areas(boxes[few], dark, 2.0 * th, edge_is_dark=True)
     return Pieces(boxes[~weak], count[~weak])
+
+
+def _split_bridges(
+    g: Glyphs, large: np.ndarray, labels: np.ndarray, th: float, config: LayoutConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the big glyphs that join lines (a descender fused with the ascender below it) at
+    the middle between those lines' bands, each part joining its line's piece.
+
+    A big glyph joins lines when the bands of normal glyphs beside it (within half
+    ``piece_gap``) lie in two or more rows (centres more than 0.8 th apart). Returns the parts
+    as seed rows (see :func:`find_pieces`) and the big glyphs that are left.
+    """
+    w = labels.shape[1]
+    reach = round(config.piece_gap * th / 2)
+    out: list[list[int]] = []
+    left: list[int] = []
+    for i in large.tolist():
+        y0, y1 = int(g.y0[i]), int(g.y1[i])
+        xa, xb = max(0, int(g.x0[i]) - reach), min(w, int(g.x1[i]) + reach)
+        win = labels[y0:y1, xa:xb]
+        labs, rows = [], []
+        for lab in np.unique(win):
+            if lab:
+                labs.append(int(lab))
+                rows.append(float(np.mean(np.nonzero(win == lab)[0])) + y0)
+        order = np.argsort(rows)
+        bands = [(rows[j], labs[j]) for j in order]
+        distinct = [bands[0]] if bands else []
+        for c, lab in bands[1:]:
+            if c - distinct[-1][0] > 0.8 * th:
+                distinct.append((c, lab))
+        if len(distinct) < 2:
+            left.append(i)
+            continue
+        cuts = [y0] + [round((a[0] + b[0]) / 2) for a, b in itertools.pairwise(distinct)] + [y1]
+        for (top, bottom), (_, lab) in zip(itertools.pairwise(cuts), distinct, strict=True):
+            if bottom > top:
+                out.append([int(g.x0[i]), top, int(g.x1[i]), bottom, bottom - top, lab, 0])
+    return np.array(out, np.int64).reshape(-1, 7), np.array(left, np.int64)
 
 
 def _attach_marks(
@@ -238,7 +309,11 @@ def _by_dark_areas(
 
 
 def _absorb_fragments(
-    boxes: np.ndarray, count: np.ndarray, tallest: np.ndarray, th: float, config: LayoutConfig
+    boxes: np.ndarray,
+    count: np.ndarray,
+    tallest: np.ndarray,
+    th: float,
+    config: LayoutConfig,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Merge fragments into the piece they belong to; a fragment near no piece stays as it is.
 
@@ -284,21 +359,32 @@ def _absorb_fragments(
 
 def join_rows(
     boxes: np.ndarray, rows: list[list[int]], text_height: float, config: LayoutConfig
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Line boxes (``[M, 4]``, in reading order) from pieces ordered into rows (each row's
-    pieces left to right): neighbours in a row closer than ``split_gap`` text heights are one
-    line. The text height there is the page's, or when both neighbours are big type the
-    smaller one's (its box height over ``BOX_TO_TH``): big type has wide word spaces."""
+    pieces left to right), and the row of each line (``[M]``, 0, 1, ...).
+
+    A row is cut into lines at gaps wider than ``split_gap`` text heights. The text height is
+    the page's, or when both neighbours are big type the smaller one's (box height over
+    ``BOX_TO_TH``): big type has wide spaces.
+    """
     out: list[list[int]] = []
-    for row in rows:
-        cur = boxes[row[0]].tolist()
-        for j in row[1:]:
-            b = boxes[j].tolist()
-            local = max(text_height, min(b[3] - b[1], cur[3] - cur[1]) / BOX_TO_TH)
-            if b[0] - cur[2] <= config.split_gap * local:
-                cur = [min(cur[0], b[0]), min(cur[1], b[1]), max(cur[2], b[2]), max(cur[3], b[3])]
-            else:
+    row_of: list[int] = []
+    for r, row in enumerate(rows):
+        b = boxes[row].tolist()
+        cur = b[0]
+        for nxt in b[1:]:
+            local = max(text_height, min(nxt[3] - nxt[1], cur[3] - cur[1]) / BOX_TO_TH)
+            if nxt[0] - cur[2] > config.split_gap * local:
                 out.append(cur)
-                cur = b
+                row_of.append(r)
+                cur = nxt
+            else:
+                cur = [
+                    min(cur[0], nxt[0]),
+                    min(cur[1], nxt[1]),
+                    max(cur[2], nxt[2]),
+                    max(cur[3], nxt[3]),
+                ]
         out.append(cur)
-    return np.array(out, np.int64).reshape(-1, 4)
+        row_of.append(r)
+    return np.array(out, np.int64).reshape(-1, 4), np.array(row_of, np.int64)

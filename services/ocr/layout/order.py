@@ -43,16 +43,20 @@ def _block(
     bx0, bx1 = int(b[:, 0].min()), int(b[:, 2].max())
     if bx1 - bx0 < (2 * config.min_column_width + config.min_gutter) * th:
         return rows, 1
-    # free[r, x]: row r leaves x (block coordinates) uncovered.
-    free = np.ones((len(rows), bx1 - bx0), bool)
+    # free[r, c]: row r leaves cell c uncovered; cells of q px from bx0 (a piece covers every
+    # cell it touches, so gutters are never overstated).
+    q = max(1, int(th // 4))
+    cells = -(-(bx1 - bx0) // q)
+    free = np.ones((len(rows), cells), bool)
     for r, row in enumerate(rows):
         for i in row:
-            free[r, boxes[i, 0] - bx0 : boxes[i, 2] - bx0] = False
+            free[r, (boxes[i, 0] - bx0) // q : -(-(boxes[i, 2] - bx0) // q)] = False
+    grid = (bx0, q)
     out: list[list[int]] = []
     columns = 1
     start = 0
     while start < len(rows):
-        found = _column_run(boxes, rows, free, start, bx0, th, config)
+        found = _column_run(boxes, rows, free, start, grid, th, config)
         if found is None:
             out.append(rows[start])
             start += 1
@@ -69,32 +73,38 @@ def _block(
     return out, columns
 
 
+def _longest_runs(m: np.ndarray) -> np.ndarray:
+    """Length of the longest run of True in each row of a 2-D bool array."""
+    idx = np.arange(m.shape[1])
+    last_false = np.maximum.accumulate(np.where(m, -1, idx), axis=1)
+    return np.asarray((idx - last_false).max(axis=1))
+
+
 def _column_run(
     boxes: np.ndarray,
     rows: list[list[int]],
     free: np.ndarray,
     start: int,
-    bx0: int,
+    grid: tuple[int, int],
     th: float,
     config: LayoutConfig,
 ) -> tuple[int, tuple[int, int]] | None:
-    """The longest run of rows from ``start`` that keeps a gutter open, as ``(end, (x0, x1))``
-    (rows ``start:end``, gutter in page px), if its sides are columns; else None."""
-    min_gap = config.min_gutter * th
-    common = free[start].copy()
-    end = start + 1
-    while end < len(rows):
-        nxt = common & free[end]
-        # Open while some gap is left: one at the block's edge may still become a gutter
-        # (rows so far hold one column only).
-        if not _gutters(nxt, min_gap, interior=False):
-            break
-        common, end = nxt, end + 1
+    """The longest run of rows from ``start`` that keeps a gap open, as ``(end, (x0, x1))``
+    (rows ``start:end``, the gutter in page px), if a gap of it is a gutter between columns;
+    else None. While the run grows any gap counts, one at the block's edge too (the rows so
+    far may hold one column only); the gutter must be inside the block."""
+    bx0, q = grid
+    min_cells = max(1, round(config.min_gutter * th / q))
+    common = np.logical_and.accumulate(free[start:], axis=0)
+    shut = np.flatnonzero(_longest_runs(common) < min_cells)
+    end = start + (int(shut[0]) if shut.size else len(common))
+    if end == start:
+        return None
     best: tuple[int, int] | None = None
     run = [i for row in rows[start:end] for i in row]
     b = boxes[run]
-    for s, e in _gutters(common, min_gap, interior=True):
-        g0, g1 = bx0 + s, bx0 + e
+    for s, e in _gutters(common[end - start - 1], min_cells):
+        g0, g1 = bx0 + s * q, bx0 + e * q
         if best is not None and g1 - g0 <= best[1] - best[0]:
             continue
         if _columns_side_by_side(b[b[:, 2] <= g0], b[b[:, 0] >= g1], th, config):
@@ -102,15 +112,14 @@ def _column_run(
     return (end, best) if best is not None else None
 
 
-def _gutters(free: np.ndarray, min_gap: float, interior: bool) -> list[tuple[int, int]]:
-    """Runs ``(start, end)`` of ``free`` at least ``min_gap`` long; ``interior``: touching
-    neither end, else any but the whole width."""
+def _gutters(free: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """Runs ``(start, end)`` of ``free`` at least ``min_len`` long, touching neither end."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], free.view(np.int8), [0]])))
     n = len(free)
     return [
         (int(s), int(e))
         for s, e in zip(edges[::2], edges[1::2], strict=True)
-        if e - s >= min_gap and (s > 0 and e < n if interior else e - s < n)
+        if e - s >= min_len and s > 0 and e < n
     ]
 
 
@@ -151,7 +160,10 @@ def _rows(boxes: np.ndarray, idx: np.ndarray) -> list[list[int]]:
     x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
     h = y1 - y0
     overlap = np.minimum(y1[:, None], y1[None, :]) - np.maximum(y0[:, None], y0[None, :])
-    same_row = overlap >= ROW_OVERLAP * np.minimum(h[:, None], h[None, :])
+    lower = np.minimum(h[:, None], h[None, :])
+    cy = (y0 + y1) / 2.0
+    # Overlapping, and centred alike: a tall piece (big type, a blot) links no two rows.
+    same_row = (overlap >= ROW_OVERLAP * lower) & (np.abs(cy[:, None] - cy[None, :]) <= 0.5 * lower)
     gap = x0[None, :] - x1[:, None]  # gap[i, j]: from the end of i to the start of j
     # j is right of i: starts after i's centre and after i ends (a little overlap allowed).
     right_of = (x0[None, :] > (x0[:, None] + x1[:, None]) / 2.0) & (

@@ -10,7 +10,7 @@ from .config import LayoutConfig
 
 def grey_range(gray: np.ndarray) -> tuple[int, int]:
     """The 1st and 99th percentile grey levels (a histogram, not a sort: cheap on big pages)."""
-    hist = np.bincount(gray.ravel(), minlength=256)
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()
     cdf = np.cumsum(hist)
     n = int(cdf[-1])
     lo = int(np.searchsorted(cdf, 0.01 * n))
@@ -25,20 +25,27 @@ def detect_polarity(gray: np.ndarray, config: LayoutConfig) -> tuple[bool, np.nd
     mean much further than the paper between them does: on a dark-on-light page the pixels
     clearly darker than their surroundings outnumber the clearly lighter ones, and the other
     way round on an inverted page. Edges of big dark areas (scan borders, pictures) add to both
-    counts alike. The window is a fixed fraction of the page (the text size is not known yet).
+    counts alike. "Clearly" is ``polarity_contrast`` of the page's strongest local contrast
+    (the 99.9th percentile of the deviations either way), so faint print on a white page
+    counts as well as black print. The window is a fixed fraction of the page (the text size
+    is not known yet).
 
     ``ink`` (uint8 0/1) is the rough mask of text pixels in the chosen polarity, good enough to
-    measure the text height.
+    measure the text height: pixels beyond half that contrast threshold, so faint strokes
+    next to a dark pen mark stay whole.
     """
     h, w = gray.shape
-    lo, hi = grey_range(gray)
     win = max(3, min(h, w) // 25) | 1
     mean = cv2.blur(gray, (win, win), borderType=cv2.BORDER_REPLICATE)
-    c = max(8.0, config.polarity_contrast * (hi - lo))
-    # int16 differences: mean - gray > c  ⇔  clearly darker
-    diff = mean.astype(np.int16) - gray.astype(np.int16)
+    diff = mean.astype(np.int16) - gray.astype(np.int16)  # > 0: darker than around it
+    hist = np.bincount((diff + 255).ravel(), minlength=511)
+    cdf = np.cumsum(hist)
+    n = int(cdf[-1])
+    darkest = int(np.searchsorted(cdf, 0.999 * n)) - 255  # 99.9th percentile of diff
+    lightest = 255 - int(np.searchsorted(cdf, 0.001 * n))  # of -diff
+    c = max(8.0, config.polarity_contrast * max(darkest, lightest))
     darker = diff > c
     lighter = diff < -c
     inverted = int(np.count_nonzero(lighter)) > int(np.count_nonzero(darker))
-    ink = lighter if inverted else darker
+    ink = diff < -c / 2 if inverted else diff > c / 2
     return inverted, ink.view(np.uint8)

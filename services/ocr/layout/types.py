@@ -14,10 +14,15 @@ class LineCrop:
     box: ``(x0, y0, x1, y1)`` in the input page's pixels (x1, y1 exclusive): the axis-aligned
     bounding box of the line (of its rectangle mapped back through the deskew rotation).
     image: uint8 grey ``[h, w]``, dark text on light, upright, the line with a small margin.
+    row: the text row the line is on, counted in reading order from 0. Far-apart
+    fields (a receipt's "Total ... 12.50", words either side of a wide space) are separate
+    lines of one row: join lines of one row with a space, rows with a newline, to get the
+    text as laid out.
     """
 
     box: tuple[int, int, int, int]
     image: np.ndarray = field(repr=False, compare=False)
+    row: int = 0
 
 
 @dataclass(frozen=True)
