@@ -35,7 +35,8 @@ def detect_polarity(gray: np.ndarray, config: LayoutConfig) -> tuple[bool, np.nd
     next to a dark pen mark stay whole.
     """
     h, w = gray.shape
-    win = max(3, min(h, w) // 25) | 1
+    # A fraction of the page; on a long strip (a single line) of its length.
+    win = min(max(3, min(h, w) // 25, max(h, w) // 50), min(h, w)) | 1
     mean = cv2.blur(gray, (win, win), borderType=cv2.BORDER_REPLICATE)
     diff = mean.astype(np.int16) - gray.astype(np.int16)  # > 0: darker than around it
     hist = np.bincount((diff + 255).ravel(), minlength=511)

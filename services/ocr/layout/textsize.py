@@ -21,7 +21,8 @@ def estimate_text_height(stats: np.ndarray, shape: tuple[int, int]) -> float:
     h = stats[1:, cv2.CC_STAT_HEIGHT].astype(np.float64)
     w = stats[1:, cv2.CC_STAT_WIDTH].astype(np.float64)
     ph, pw = shape
-    keep = (h >= 3) & (w >= 2) & (h < ph / 4) & (w < pw / 4) & (w < 6 * h) & (h < 15 * w)
+    # Not the page's frame or a picture filling it (a single line may fill most of an image).
+    keep = (h >= 3) & (w >= 2) & (h < 0.9 * ph) & (w < 0.9 * pw) & (w < 6 * h) & (h < 15 * w)
     if np.count_nonzero(keep) < 2:
         return 0.0
     logs = np.log2(h[keep])
