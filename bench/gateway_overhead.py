@@ -47,11 +47,13 @@ CHEAP = b'{"text": ""}'  # refused (422) by the summarizer before the model: a r
 
 
 def _start(name: str, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``docsum serve name``; the gateway logs as deployed (INFO: one access line per
+    request), the services behind it at WARNING (the same on both paths)."""
     port = free_port()
     full = {
         **os.environ,
         f"DOCSUM_{name.upper()}_PORT": str(port),
-        f"DOCSUM_{name.upper()}_LOG_LEVEL": "WARNING",
+        f"DOCSUM_{name.upper()}_LOG_LEVEL": "INFO" if name == "gateway" else "WARNING",
         **env,
     }
     log = (tmp / f"{name}.log").open("wb")
@@ -91,6 +93,12 @@ async def open_loop(client: Client, path: str, rate: float, n: int) -> list[floa
     return latencies
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def closed_loop(client: Client, path: str, workers: int, seconds: float) -> float:
     """Requests per second with ``workers`` clients each sending the next on an answer."""
     done = 0
@@ -127,9 +135,15 @@ async def overhead(direct: Client, gateway: Client, rate: float, n: int) -> dict
     return out
 
 
-async def throughput(direct: Client, gateway: Client, seconds: float) -> dict[str, Any]:
+async def throughput(
+    direct: Client, gateway: Client, seconds: float, gateway_pid: int, service_pid: int
+) -> dict[str, Any]:
+    cpu = cpu_seconds(service_pid)
     d = await closed_loop(direct, "/v1/summarize", 16, seconds)
+    service_cpu_ms = (cpu_seconds(service_pid) - cpu) * 1000.0 / (d * seconds)
+    cpu = cpu_seconds(gateway_pid)
     g = await closed_loop(gateway, "/api/v1/summarize", 16, seconds)
+    gateway_cpu_ms = (cpu_seconds(gateway_pid) - cpu) * 1000.0 / (g * seconds)
     d2 = await closed_loop(direct, "/v1/summarize", 16, seconds)
     g2 = await closed_loop(gateway, "/api/v1/summarize", 16, seconds)
     direct_rps, gateway_rps = (d + d2) / 2, (g + g2) / 2
@@ -137,6 +151,8 @@ async def throughput(direct: Client, gateway: Client, seconds: float) -> dict[st
         "direct_rps": round(direct_rps, 1),
         "gateway_rps": round(gateway_rps, 1),
         "ratio": round(gateway_rps / direct_rps, 3),
+        "gateway_cpu_ms_per_request": round(gateway_cpu_ms, 3),
+        "summarizer_cpu_ms_per_request": round(service_cpu_ms, 3),
     }
 
 
@@ -275,7 +291,9 @@ def main() -> None:
             if args.only in (None, "overhead"):
                 out["overhead"] = await overhead(direct, gateway, args.rate, args.requests)
             if args.only in (None, "throughput"):
-                out["throughput_cheap_route"] = await throughput(direct, gateway, 8.0)
+                out["throughput_cheap_route"] = await throughput(
+                    direct, gateway, 8.0, gw.pid, summ.pid
+                )
             if args.only in (None, "pdf"):
                 out["scanned_pdf_10_pages"] = await pdf_pipeline(ocr_port, summ_port, gw_port, pdf)
             return out

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, LiveService
+from tests.conftest import GATEWAY_KEY, ROOT, LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,10 +28,36 @@ def _curl_blocks(port_of: dict[str, int]) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_summarizer_curl_example(summarizer_service: LiveService) -> None:
-    blocks = [b for b in _curl_blocks({"8082": summarizer_service.port}) if "/v1/summarize" in b]
+    blocks = [
+        b
+        for b in _curl_blocks({"8082": summarizer_service.port})
+        if "/v1/summarize" in b and "/api/" not in b
+    ]
     assert blocks, "the README lost its summarizer example"
     for block in blocks:
         out = subprocess.run(["bash", "-c", block], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         body = json.loads(out.stdout)
         assert body["summary"] and body["sentences"] and body["model"]["name"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_gateway_curl_examples(gateway_service: LiveService) -> None:
+    """The gateway's examples, with the key from $DOCSUM_API_KEY as the README says."""
+    blocks = [b for b in _curl_blocks({"8080": gateway_service.port}) if "/api/v1/" in b]
+    routes = {route for b in blocks for route in re.findall(r"/api/v1/[a-z:]+", b)}
+    assert routes == {"/api/v1/summarize", "/api/v1/ocr", "/api/v1/documents:summarize"}
+    env = {**os.environ, "DOCSUM_API_KEY": GATEWAY_KEY}
+    for block in blocks:
+        out = subprocess.run(
+            ["bash", "-c", block], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
+        )
+        assert out.returncode == 0, out.stderr
+        body = json.loads(out.stdout)
+        assert "error" not in body, body
+        if "documents:summarize" in block:
+            assert body["summary"] and body["pages"][0]["source"] == "ocr"
+        elif "/api/v1/ocr" in block:
+            assert body["text"] and body["pages"][0]["lines"]
+        else:
+            assert body["summary"] and body["sentences"]
