@@ -22,7 +22,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@# torch first and pinned: the CPU wheel is on disk; letting a dependency choose pulls CUDA wheels.
-	$(PIP) install -q "torch==$(TORCH_VERSION)"
+	$(PIP) install -q -c constraints.txt "torch==$(TORCH_VERSION)"
 	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
 	@touch $@
 
@@ -67,6 +67,16 @@ monitor: ## Prometheus on 127.0.0.1:9090 scraping `make run`, with docsum's aler
 LOADTEST_ARGS ?=
 loadtest: setup ## Locust against the local stack: p50/p95/p99 per route, SLO verdict, reports/
 	$(PY) -m loadtests.run $(LOADTEST_ARGS)
+
+# Reliability (docs/reliability.md): the long runs; `make test` has the short ones.
+.PHONY: fuzz soak
+FUZZ_CASES ?= 1000
+SOAK_MINUTES ?= 10
+fuzz: setup ## schemathesis: >= 1,000 generated cases per API, zero 5xx/hangs → bench/results/fuzz.json
+	$(PY) bench/fuzz.py --cases $(FUZZ_CASES)
+
+soak: setup ## 10 min of mixed load on the stack, RSS sampled: growth < 5 % → bench/results/soak.json
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
 
 OCR_RUN ?= .runs/ocr
 OCR_HOURS ?= 2.5

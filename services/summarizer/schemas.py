@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class SummarizeRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON true is not the number 1 (lax mode took {"ratio": true} as ratio 1.0).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(description="The document's text (UTF-8). Line-wrapped OCR text is fine.")
     max_sentences: int | None = Field(

@@ -248,7 +248,7 @@ PDF_JAVASCRIPT = (
     "while (true) { this.getField('name').value += 'x'; }"
 )
 #: The password of the encrypted PDF (the tests open it with it, to show it is real).
-PDF_PASSWORD = "correct horse"
+PDF_PASSWORD = "correct horse"  # pragma: allowlist secret (a test fixture)
 
 
 def javascript_pdf() -> bytes:

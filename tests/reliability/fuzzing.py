@@ -106,6 +106,8 @@ class FuzzReport:
     #: "METHOD /path" → status → count.
     statuses: dict[str, Counter[int]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    #: Cases that broke a rule (``failures`` lists each distinct one once).
+    failed_cases: int = 0
     elapsed_s: float = 0.0
     slowest_s: float = 0.0
 
@@ -118,6 +120,7 @@ class FuzzReport:
             "server_errors": sum(
                 n for c in self.statuses.values() for s, n in c.items() if s >= 500
             ),
+            "failed_cases": self.failed_cases,
             "failures": [f.to_dict() for f in self.failures],
             "elapsed_s": round(self.elapsed_s, 2),
             "slowest_s": round(self.slowest_s, 3),
@@ -183,10 +186,12 @@ class _Sender:
         self, op: _Operation, mode: GenerationMode, rule: str, status: int | None, detail: str,
         case: schemathesis.Case,
     ) -> None:  # fmt: skip
-        if len(self.report.failures) < self.max_failures:
-            self.report.failures.append(
-                Failure(op.label, mode.value, rule, status, detail, _curl(case, self.base_url))
-            )
+        self.report.failed_cases += 1
+        failure = Failure(op.label, mode.value, rule, status, detail, _curl(case, self.base_url))
+        # Hypothesis sends some cases more than once: each failure is listed once.
+        seen = any(f.rule == rule and f.curl == failure.curl for f in self.report.failures)
+        if not seen and len(self.report.failures) < self.max_failures:
+            self.report.failures.append(failure)
 
     def send(
         self, op: _Operation, mode: GenerationMode, case: schemathesis.Case, upload: bytes

@@ -18,6 +18,18 @@ OCR_ENV = {
     "DOCSUM_OCR_MAX_PIXELS": "20000000",
 }
 
+#: ... and of the tests' summarizer.
+SUMMARIZER_ENV = {
+    "DOCSUM_SUMMARIZER_BATCH__MAX_WAIT_MS": "20",
+    "DOCSUM_SUMMARIZER_MAX_TEXT_BYTES": "200000",
+}
+
+#: A gateway that never rate-limits (load and fuzz clients send back to back).
+NO_RATE_LIMIT = {
+    "DOCSUM_GATEWAY_RATE_LIMIT_RPS": "100000",
+    "DOCSUM_GATEWAY_RATE_LIMIT_BURST": "100000",
+}
+
 
 def start_on_port(name: str, tmp: Path, port: int, env: dict[str, str]) -> LiveService:
     """``docsum serve name`` on a given port (a replica coming back where it was)."""
@@ -67,3 +79,35 @@ class ProcStats:
 
     def to_dict(self) -> dict[str, int]:
         return self.__dict__.copy()
+
+
+@dataclass
+class Stack:
+    """Summarizer, OCR and a gateway over them: the local stack, on free ports."""
+
+    summarizer: LiveService
+    ocr: LiveService
+    gateway: LiveService
+
+    @property
+    def services(self) -> dict[str, LiveService]:
+        return {"summarizer": self.summarizer, "ocr": self.ocr, "gateway": self.gateway}
+
+    def stop(self) -> None:
+        for svc in (self.gateway, self.ocr, self.summarizer):
+            svc.stop()
+
+
+def start_stack(tmp: Path, gateway_env: dict[str, str] | None = None) -> Stack:
+    """The stack as the tests' session fixtures configure it (benches and soak use it)."""
+    summarizer = start_service("summarizer", tmp, SUMMARIZER_ENV)
+    ocr = start_service("ocr", tmp, OCR_ENV)
+    gateway = start_gateway(
+        tmp / "gateway",
+        {
+            "ocr": [{"url": ocr.url, "version": "stable", "weight": 100}],
+            "summarizer": [{"url": summarizer.url, "version": "stable", "weight": 100}],
+        },
+        gateway_env,
+    )
+    return Stack(summarizer, ocr, gateway)

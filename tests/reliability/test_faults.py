@@ -26,17 +26,19 @@ from tests.conftest import GATEWAY_KEY, LiveService, free_port
 from tests.gateway.conftest import SlowServer, counter
 from tests.ocr.render import page_image
 from tests.reliability.load import LoadLoop, LoadReport
-from tests.reliability.stack import OCR_ENV, ProcStats, start_gateway_alive, start_on_port
+from tests.reliability.stack import (
+    NO_RATE_LIMIT,
+    OCR_ENV,
+    ProcStats,
+    start_gateway_alive,
+    start_on_port,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 AUTH = {"X-API-Key": GATEWAY_KEY}
 #: No rate limit in the way of the load; a circuit re-tried after 1 s.
-GATEWAY_ENV = {
-    "DOCSUM_GATEWAY_RATE_LIMIT_RPS": "100000",
-    "DOCSUM_GATEWAY_RATE_LIMIT_BURST": "100000",
-    "DOCSUM_GATEWAY_OCR__BREAKER_OPEN_S": "1",
-}
+GATEWAY_ENV = {**NO_RATE_LIMIT, "DOCSUM_GATEWAY_OCR__BREAKER_OPEN_S": "1"}
 #: Where the fault tests write their figures (docs/reliability.md quotes them).
 FIGURES = Path(__file__).resolve().parents[2] / "build" / "reliability"
 

@@ -23,7 +23,7 @@ SEED = 20261121
 
 
 def _explain(report: FuzzReport) -> str:
-    lines = [f"{report.api}: {len(report.failures)} failures in {report.cases} cases"]
+    lines = [f"{report.api}: {report.failed_cases} of {report.cases} cases failed"]
     for f in report.failures[:10]:
         lines.append(f"- {f.operation} [{f.mode}] {f.rule} ({f.status}): {f.detail[:300]}")
         lines.append(f"  replay: {f.curl[:400]}")
@@ -32,7 +32,7 @@ def _explain(report: FuzzReport) -> str:
 
 def _assert_clean(report: FuzzReport) -> None:
     assert report.cases >= CASES
-    assert not report.failures, _explain(report)
+    assert not report.failed_cases, _explain(report)
     assert report.slowest_s < 30
 
 
