@@ -127,7 +127,10 @@ def analyze_page(page: np.ndarray, config: LayoutConfig | None = None) -> PageLa
     if deskew.rotates:
         size = (math.ceil(deskew.size[0] * scale), math.ceil(deskew.size[1] * scale))
         m = deskew.scaled(scale, scale)
-        dark = cv2.warpAffine(dark, m, size, flags=cv2.INTER_NEAREST)
+        if dark.any():
+            dark = cv2.warpAffine(dark, m, size, flags=cv2.INTER_NEAREST)
+        else:
+            dark = np.zeros((size[1], size[0]), np.uint8)
         if abs(skew) <= BOX_TURN_DEG:
             glyphs = _turn_boxes(glyphs, m, size)
         else:

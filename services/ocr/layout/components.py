@@ -43,8 +43,11 @@ class Glyphs:
 
 
 def components(ink: np.ndarray) -> np.ndarray:
-    """``cv2.connectedComponentsWithStats`` stats of an ink mask (row 0 is the background)."""
-    _, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8, ltype=cv2.CV_32S)
+    """``cv2.connectedComponentsWithStats`` stats of an ink mask (row 0 is the background).
+
+    Wu's algorithm: about twice as fast as OpenCV's default here on one thread (text pages
+    have thousands of components)."""
+    _, _, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(ink, 8, cv2.CV_32S, cv2.CCL_WU)
     return stats
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from .config import LayoutConfig
 
 MIN_GLYPHS = 6  # fewer glyph centres than this say nothing reliable about the skew
+MAX_GLYPHS = 2500  # more are sampled down to this many
 
 
 def _profile_scores(
@@ -31,24 +32,31 @@ def estimate_skew(x: np.ndarray, y: np.ndarray, text_height: float, config: Layo
     """Skew in degrees (positive: text turned counter-clockwise as displayed) from glyph centres
     ``x``, ``y`` (px): the angle at which the centres line up in the sharpest rows.
 
-    A coarse search over ±``max_skew_deg``, then a fine one around the best angle; 0.0 when
+    A coarse search over ±``max_skew_deg``, then finer ones around the best angle; 0.0 when
     there are too few glyphs. Ties go to the smaller angle.
     """
     if len(x) < MIN_GLYPHS:
         return 0.0
+    if len(x) > MAX_GLYPHS:  # an even sample: enough for the profiles, and cheaper
+        pick = np.linspace(0, len(x) - 1, MAX_GLYPHS).astype(np.int64)
+        x, y = x[pick], y[pick]
     x = x.astype(np.float64) - float(np.mean(x))
     y = y.astype(np.float64) - float(np.mean(y))
-    step = config.skew_step_deg
-    n = round(config.max_skew_deg / step)
-    coarse = np.arange(-n, n + 1) * step
-    scores = _profile_scores(x, y, coarse, max(1.0, text_height / 3.0))
-    scores -= 1e-6 * scores.max() * np.abs(coarse)  # prefer the smaller of equal angles
-    best = float(coarse[int(np.argmax(scores))])
-    fine = best + np.linspace(-step, step, 21)
-    fine = fine[np.abs(fine) <= config.max_skew_deg + 1e-9]
-    scores = _profile_scores(x, y, fine, max(1.0, text_height / 5.0))
-    scores -= 1e-6 * scores.max() * np.abs(fine)
-    return float(fine[int(np.argmax(scores))])
+    limit = config.max_skew_deg
+    best = 0.0
+    # Coarse to fine: 1° steps over the range, then the step, then a tenth of it.
+    for step, span, bin_th in (
+        (1.0, limit, 3.0),
+        (config.skew_step_deg, 1.0, 3.0),
+        (config.skew_step_deg / 10, config.skew_step_deg, 5.0),
+    ):
+        n = max(1, round(span / step))
+        angles = best + np.arange(-n, n + 1) * step
+        angles = angles[np.abs(angles) <= limit + 1e-9]
+        scores = _profile_scores(x, y, angles, max(1.0, text_height / bin_th))
+        scores -= 1e-6 * scores.max() * np.abs(angles)  # prefer the smaller of equal angles
+        best = float(angles[int(np.argmax(scores))])
+    return best
 
 
 @dataclass(frozen=True)
