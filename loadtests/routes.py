@@ -67,6 +67,12 @@ def _options(parser: Any) -> None:
         help="comma-separated routes the users call: summarize, ocr, document",
     )
     parser.add_argument(
+        "--weights",
+        default="",
+        help="open loop: each route's share of arrivals, e.g. summarize=2,ocr=1,document=1 "
+        "(default: the users' weights 6:3:1)",
+    )
+    parser.add_argument(
         "--backend-version",
         default="",
         help="pin a backend version through the gateway (X-Docsum-Backend), e.g. canary",
@@ -239,6 +245,17 @@ CALLS: dict[str, Callable[[FastHttpSession, Context, random.Random], None]] = {
     "ocr": ocr,
     "document": document,
 }
+
+
+def weights(options: Any, routes: list[str]) -> list[float]:
+    """The arrival weight of each of ``routes``: ``--weights``, else :data:`WEIGHTS`."""
+    given: dict[str, float] = {**WEIGHTS}
+    for part in filter(None, (p.strip() for p in options.weights.split(","))):
+        name, _, value = part.partition("=")
+        if name not in CALLS or not value:
+            raise ValueError(f"--weights: {part!r} is not <route>=<number> for {sorted(CALLS)}")
+        given[name] = float(value)
+    return [given[r] for r in routes]
 
 
 def stats_name(route: str, target: str) -> str:

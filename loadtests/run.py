@@ -123,6 +123,8 @@ def locust_command(args: argparse.Namespace, out: Path) -> list[str]:
     ]  # fmt: skip
     if args.shape == "arrival":
         cmd += ["--arrival-rate", str(args.arrival_rate), "--arrival-users", "1"]
+        if args.weights:
+            cmd += ["--weights", args.weights]
     else:
         cmd += ["--users", str(args.users), "--spawn-rate", str(args.spawn_rate)]
     if args.backend_version:
@@ -156,6 +158,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--shape", choices=SHAPES, default=defaults.get("shape", "arrival"))
     p.add_argument("--arrival-rate", type=float, default=defaults.get("arrival_rate", 1.0))
+    p.add_argument(
+        "--weights",
+        default=defaults.get("weights", ""),
+        help="open loop: route shares, e.g. summarize=2,ocr=1,document=1",
+    )
     p.add_argument("--users", type=int, default=10, help="closed-loop shapes: peak users")
     p.add_argument("--spawn-rate", type=float, default=2.0)
     p.add_argument("--run-time", default=defaults.get("run_time", "60s"))
@@ -216,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         {
             "shape": args.shape,
             "arrival_rate": args.arrival_rate,
+            "weights": args.weights,
             "run_time": args.run_time,
             "routes": args.routes,
             "target": args.target,

@@ -4,8 +4,8 @@ Closed-loop users wait for an answer before sending again, so a server that slow
 slows the load down and hides its tail (coordinated omission). Here arrivals follow a clock: a
 Poisson process (or evenly spaced, ``--arrival-process uniform``) of ``--arrival-rate``
 requests/s in all, split over ``--arrival-users`` schedulers (give each Locust worker at least
-one), each request sent in its own greenlet. The route of each arrival is drawn with the
-weights of ``routes.WEIGHTS`` among ``--routes``.
+one), each request sent in its own greenlet. The route of each arrival is drawn among
+``--routes`` with ``--weights`` (default: the users' weights, ``routes.WEIGHTS``).
 
 A scheduler keeps at most ``--max-in-flight`` requests open; an arrival past that is not sent
 and is counted as a failure ("dropped: ... in flight"), so an overloaded server shows up as
@@ -97,7 +97,7 @@ class OpenLoopUser(FastHttpUser):
         self.rng = random.Random(options.payload_seed * 100_003 + 50_000 + next(_ids))
         chosen = routes.chosen_routes(options)
         self.routes = chosen
-        self.weights = [routes.WEIGHTS[r] for r in chosen]
+        self.weights = routes.weights(options, chosen)
         self.rate = options.arrival_rate / max(1, options.arrival_users)
         self.poisson = options.arrival_process == "poisson"
         self.max_in_flight = options.max_in_flight
