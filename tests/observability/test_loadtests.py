@@ -291,6 +291,9 @@ def test_open_loop_runs_distributed_and_stops_on_the_master_s_clock(
         if worker.poll() is None:
             worker.kill()
     [entry] = summary["entries"]
-    # Up to 4 s × 10/s, less the second or so the master takes to start the worker's user.
-    assert 20 <= entry["requests"] <= 41 and entry["failures"] == 0
+    # 10/s from when the worker's user started (a second or more after the master's clock, on a
+    # busy machine) until the master's 4 s were up.
+    span = entry["last_request_time"] - entry["start_time"]
+    assert entry["requests"] >= 10 and entry["failures"] == 0
+    assert 7 <= (entry["requests"] - 1) / span <= 13
     assert took < 25  # stopped on the master's clock, not after a drain timeout
