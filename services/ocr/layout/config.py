@@ -53,9 +53,10 @@ class LayoutConfig:
         median line width is at least this (th), so a receipt's price column is not a column.
       min_column_lines: each column holds at least this many lines.
     Crops
-      margin_y: margin above and below a line, as a fraction of the line's height (the
-        recognizer was trained with about 10-25 % of the text height). margin_x: margin at
-        the line's ends (th).
+      margin_y: margin above and below a line, as a fraction of the line's height (ascenders
+        to descenders); never more than half the gap to the next line. Measured on old-book
+        pages with the shipped recognizer: 0.05 reads best (CER 2.45 % against 2.78 % at 0.15
+        and 3.93 % at 0.3; 2.53 % at 0). margin_x: margin at the line's ends (th).
     """
 
     probe_side_px: int = 1200
@@ -78,5 +79,5 @@ class LayoutConfig:
     min_gutter: float = 1.5
     min_column_width: float = 15.0
     min_column_lines: int = 3
-    margin_y: float = 0.15
-    margin_x: float = 0.4
+    margin_y: float = 0.05
+    margin_x: float = 0.5
