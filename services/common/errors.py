@@ -152,7 +152,11 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         message = str(exc.detail)
         if message == _FASTAPI_BODY_ERROR:
-            message = "the request body could not be read: send UTF-8 encoded JSON"
+            # Bytes that are not UTF-8, or JSON nested past the parser's recursion limit.
+            message = (
+                "the request body could not be parsed: send UTF-8 encoded JSON, "
+                "nested less than 500 levels deep"
+            )
         return JSONResponse(
             error_body(_http_code(exc.status_code), message),
             status_code=exc.status_code,

@@ -7,12 +7,15 @@ ordinary request still works afterwards. All mismatches are gathered, then repor
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 import httpx
 import psutil
 import pypdfium2 as pdfium
 import pytest
 
-from tests.conftest import GATEWAY_KEY, LiveService
+from tests.conftest import GATEWAY_KEY, ROOT, LiveService
 from tests.hostile import corpus
 from tests.hostile.corpus import Hostile
 
@@ -22,6 +25,20 @@ AUTH = {"X-API-Key": GATEWAY_KEY}
 #: Most a service's resident memory may grow over the whole corpus, in bytes. A decoded
 #: 361-megapixel bomb alone would be 361 MB.
 MAX_RSS_GROWTH = 150 * 1024 * 1024
+#: (endpoint, file, bytes, status, problem) of every upload, written for docs/reliability.md.
+ANSWERS: list[tuple[str, str, int, int, str | None]] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_answers() -> Iterator[None]:
+    yield
+    out = ROOT / "build" / "reliability" / "hostile.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"endpoint": e, "file": f, "bytes": n, "status": s, "problem": p}
+        for e, f, n, s, p in ANSWERS
+    ]
+    out.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def _rss(svc: LiveService) -> int:
@@ -70,6 +87,7 @@ def _upload_all(
                 f"{svc.url}{path}", files={"file": (h.filename, h.data, h.content_type)}
             )
             problem = _problems_with(r, h.statuses, h.says)
+            ANSWERS.append((f"{svc.name} {path}", h.name, len(h.data), r.status_code, problem))
             if problem:
                 problems.append(f"{h.name}: {problem}")
             health = _health_problem(svc)
@@ -87,6 +105,7 @@ def _post_json_all(svc: LiveService, path: str, headers: dict[str, str] | None =
                 f"{svc.url}{path}", content=body, headers={"content-type": "application/json"}
             )
             problem = _problems_with(r, statuses, says)
+            ANSWERS.append((f"{svc.name} {path}", name, len(body), r.status_code, problem))
             if problem:
                 problems.append(f"{name}: {problem}")
             health = _health_problem(svc)
