@@ -61,10 +61,27 @@ class PageCrops:
     skew_deg: float = 0.0
 
     def assemble(self, readings: Sequence[Decoded]) -> Page:
-        lines = [
-            Line(r.text, round(r.confidence, 4), c.box)
-            for c, r in zip(self.crops, readings, strict=True)
-        ]
+        """Readings of :attr:`crops` (same order) → the page's text lines.
+
+        Page analysis may cut one text row into pieces at wide gaps (a receipt's "TOTAL ...
+        12.50"); the pieces of a row become one line: texts joined by a space, the union of
+        their boxes, the lowest confidence.
+        """
+        lines: list[Line] = []
+        row: int | None = None
+        for crop, reading in zip(self.crops, readings, strict=True):
+            if lines and crop.row == row:
+                last = lines[-1]
+                text = f"{last.text} {reading.text}" if reading.text else last.text
+                x0, y0, x1, y1 = last.box
+                b = crop.box
+                box = (min(x0, b[0]), min(y0, b[1]), max(x1, b[2]), max(y1, b[3]))
+                lines[-1] = Line(
+                    text.strip(), min(last.confidence, round(reading.confidence, 4)), box
+                )
+            else:
+                lines.append(Line(reading.text, round(reading.confidence, 4), crop.box))
+            row = crop.row
         OCR_PAGES.inc()
         OCR_LINES.inc(len(lines))
         return Page(self.number, self.width, self.height, lines, round(self.skew_deg, 2))
