@@ -240,7 +240,7 @@ def test_manifests_hold_no_secret_values_and_deny_traffic_by_default() -> None:
 
 
 def _pins() -> dict[str, str]:
-    pins = {}
+    pins: dict[str, str] = {}
     for line in (ROOT / "constraints.txt").read_text().splitlines():
         line = line.split("#")[0].strip()
         if line:
