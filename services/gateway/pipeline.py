@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..common.errors import DocsumError, UpstreamError
+from ..common.sniff import MEDIA_TYPES
 from .pdf import PdfDocument, render_png
 from .pins import Pins
 from .settings import GatewaySettings
-from .sniff import MEDIA_TYPES
 from .upstreams import Upstream, UpstreamResponse
 
 

@@ -10,11 +10,11 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from ..common.errors import BadRequest, UnsupportedMediaType
+from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from ..summarizer.schemas import SummarizeRequest, SummarizeResponse
 from .pins import HEADER, parse_pins
 from .pipeline import SummaryParams, UpstreamAnswered
 from .schemas import DocumentSummary
-from .sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from .state import Gateway
 from .upstreams import UpstreamResponse
 

@@ -17,22 +17,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from ..common.sniff import sniff as sniff_kind
 
 #: Pillow's own bomb check is replaced by ours (which runs first and says what the limit is).
 Image.MAX_IMAGE_PIXELS = None
 
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "png"),
-    (b"\xff\xd8\xff", "jpeg"),
-    (b"II*\x00", "tiff"),
-    (b"MM\x00*", "tiff"),
-    (b"II+\x00", "tiff"),  # BigTIFF
-    (b"MM\x00+", "tiff"),
-    (b"BM", "bmp"),
-)
 #: Recognised but not read here, so the error can say what the file is.
 _OTHER: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF", "PDF (send PDFs to the gateway's /api/v1/documents:summarize)"),
     (b"GIF8", "GIF"),
     (b"PK\x03\x04", "ZIP"),
     (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
@@ -52,11 +43,14 @@ class Limits:
 
 def sniff(data: bytes) -> str:
     """The image format of ``data`` (one of :data:`SUPPORTED`); 415 for anything else."""
-    for magic, fmt in _SIGNATURES:
-        if data.startswith(magic):
-            return fmt
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
+    kind = sniff_kind(data[:2048])
+    if kind in SUPPORTED:
+        return kind
+    if kind == "pdf":
+        raise UnsupportedMediaType(
+            "the file is a PDF; the OCR service reads PNG, JPEG, TIFF, BMP and WebP "
+            "(send PDFs to the gateway's /api/v1/documents:summarize)"
+        )
     for magic, what in _OTHER:
         if data.startswith(magic):
             raise UnsupportedMediaType(

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from docsum.common.errors import BadRequest
+from docsum.common.sniff import sniff
 from docsum.gateway.auth import KeyRing, KeysFileError, hash_key, parse_keys, presented_key
 from docsum.gateway.backends import BackendsConfigError, parse_backends
 from docsum.gateway.breaker import CircuitBreaker, State
 from docsum.gateway.limits import RateLimiter, TokenBucket
 from docsum.gateway.pins import parse_pins
-from docsum.gateway.sniff import sniff
 from docsum.gateway.upstreams import Backend, choose_version, pick_backend
 from docsum.gateway.watch import ChangeDetector
 

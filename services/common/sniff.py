@@ -1,4 +1,7 @@
-"""What a file is, by its first bytes: the client's Content-Type is not trusted."""
+"""What a file is, by its first bytes: the client's Content-Type and file name are not trusted.
+
+Written once for the gateway (which routes by it) and the OCR service (which decodes by it).
+"""
 
 from __future__ import annotations
 
