@@ -263,7 +263,9 @@ def evaluate(
     started = time.perf_counter()
     for sample, text in read_docsum(
         engine,
-        kind, samples, progress=lambda n: progress("docsum", n, len(samples)) if progress else None
+        kind,
+        samples,
+        progress=lambda n: progress("docsum", n, len(samples)) if progress else None,
     ):
         ours.add(sample, norm(sample.reference), norm(text))
     ours.seconds = time.perf_counter() - started
