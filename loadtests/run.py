@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -37,6 +38,8 @@ DEV_KEY = ROOT / ".runs" / "dev-api-key"
 SHAPES = ("arrival", "ramp", "step", "spike", "closed")
 USER_CLASSES = {"summarize": "SummarizeUser", "ocr": "OcrUser", "document": "DocumentUser"}
 STACK_READY_TIMEOUT_S = 300.0
+#: Where `docsum up` serves gateway, OCR and summarizer.
+LOCAL_URLS = ("http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8082")
 
 log = logging.getLogger("docsum.loadtest")
 
@@ -79,6 +82,8 @@ def ensure_stack(urls: list[str], may_start: bool, log_path: Path, env: dict[str
         return Stack()
     if not may_start:
         raise SystemExit(f"not ready: {[u for u in urls if not ready(u)]} (--no-start was given)")
+    if not set(urls) <= set(LOCAL_URLS):
+        raise SystemExit(f"not ready: {urls}; only the local stack ({LOCAL_URLS}) is started here")
     log.info("no stack at %s: starting `docsum up` (log: %s)", ", ".join(urls), log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -144,8 +149,6 @@ def run_locust(args: argparse.Namespace, out: Path, env: dict[str, str]) -> dict
     proc = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
     if proc.returncode != 0 or not summary_path.is_file():
         raise RuntimeError(f"locust failed (exit {proc.returncode}); nothing to judge")
-    import json
-
     return dict(json.loads(summary_path.read_text(encoding="utf-8")))
 
 
