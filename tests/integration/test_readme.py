@@ -61,3 +61,15 @@ def test_gateway_curl_examples(gateway_service: LiveService) -> None:
             assert body["text"] and body["pages"][0]["lines"]
         else:
             assert body["summary"] and body["sentences"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_ocr_curl_example(ocr_service: LiveService) -> None:
+    port = ocr_service.port
+    blocks = [b for b in _curl_blocks({"8081": port}) if f"127.0.0.1:{port}/v1/ocr" in b]
+    assert blocks, "the README lost its OCR service example"
+    for block in blocks:
+        out = subprocess.run(["bash", "-c", block], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        body = json.loads(out.stdout)
+        assert body["text"] and body["pages"][0]["lines"] and body["model"]["name"] == "crnn"
