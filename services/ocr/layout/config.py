@@ -44,10 +44,9 @@ class LayoutConfig:
       piece_gap: glyphs closer than this (th) form a piece of a line (a word or a few), the
         unit column gutters are looked for between; below ``min_gutter``.
       split_gap: a row is cut into separate lines (of one row, see ``LineCrop.row``; ordered
-        left to right) at gaps wider than this (th): the fields of a receipt row two or more
-        characters apart, as receipt datasets box them, and the widest spaces of a line of
-        print (measured: shorter crops read no worse, often better, and the row keeps the
-        text's lines).
+        left to right) at gaps wider than this (th): the fields of a receipt row three or more
+        characters apart. Measured: old-book page CER 2.40 % at 2.5 and at 4, 2.46 % at 1.5;
+        SROIE line-box recall at IoU 0.5 74 % at 2.5, 82 % at 1.5, 33 % for whole rows.
     Reading order
       min_gutter: a column gutter is at least this wide (th). min_column_width: both columns'
         median line width is at least this (th), so a receipt's price column is not a column.
@@ -75,7 +74,7 @@ class LayoutConfig:
     min_skew_deg: float = 0.05
     core_height: float = 0.6
     piece_gap: float = 1.0
-    split_gap: float = 1.5
+    split_gap: float = 2.5
     min_gutter: float = 1.5
     min_column_width: float = 15.0
     min_column_lines: int = 3
