@@ -75,7 +75,9 @@ def classify(
     rule = (longest > 4 * th) & (longest > config.rule_ratio * thickness)
     # Upright bars need less length: a barcode's bars are about two text heights.
     rule |= (h > 1.6 * th) & (h > config.rule_ratio * w)
-    small = (w < config.min_glyph * th) & (h < config.min_glyph * th)
+    # Lower than min_glyph: a dot, comma, dash or speck (even a long dash: it must not join
+    # two lines' bands where it lies between them).
+    small = h < config.min_glyph * th
     seed = ~graphic & ~rule & ~small
     large = seed & (h > config.large_glyph * th)
     picture = graphic & (area >= config.picture_ink * w * h)

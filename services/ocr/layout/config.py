@@ -26,8 +26,8 @@ class LayoutConfig:
       min_ink_contrast: ink must be at least this much darker than the paper (fraction of the
         paper's brightness); a page with nothing darker is blank.
     Components
-      min_glyph: a component smaller than this (th, both sides) is a mark (dot, comma, speck):
-        it joins a nearby line but never starts one.
+      min_glyph: a component lower than this (th) is a mark (dot, comma, dash, accent,
+        speck): it joins a line it sits on, never starts or links one.
       large_glyph: taller than this (th): big type (headings), grouped into lines of its own.
       max_glyph_height / max_glyph_width: larger components are graphics (pictures, frames,
         borders) and are ignored. rule_ratio: components longer than this many times their
@@ -63,7 +63,7 @@ class LayoutConfig:
     polarity_contrast: float = 0.5
     background_window: float = 1.5
     min_ink_contrast: float = 0.2
-    min_glyph: float = 0.4
+    min_glyph: float = 0.6
     large_glyph: float = 2.2
     max_glyph_height: float = 6.0
     max_glyph_width: float = 30.0
