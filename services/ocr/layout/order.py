@@ -183,12 +183,66 @@ def _rows(boxes: np.ndarray, idx: np.ndarray) -> list[list[int]]:
         if prv[j] == i:
             succ[i], pred[j] = j, i
     rows: list[list[int]] = []
-    keys: list[float] = []
     for i in np.flatnonzero(pred < 0):
         row = [int(i)]
         while succ[row[-1]] >= 0:
             row.append(int(succ[row[-1]]))
         rows.append(row)
-        keys.append(float(np.mean((y0[row] + y1[row]) / 2.0)))
+    rows = _join_chains(rows, b)
+    keys = [float(np.mean((y0[row] + y1[row]) / 2.0)) for row in rows]
     order = np.argsort(keys, kind="stable")
     return [[int(idx[j]) for j in rows[k]] for k in order]
+
+
+def _join_chains(rows: list[list[int]], b: np.ndarray) -> list[list[int]]:
+    """Join chains of one row that a small piece broke apart (a fragment linked to the word
+    before it but too small to link on): chain B follows chain A when B starts after A ends
+    and their bands (median top and bottom of their pieces) overlap like two pieces of a row.
+    The nearest such chain is taken, each chain joined at most once on either side."""
+    if len(rows) < 2:
+        return rows
+    top = np.array([np.median(b[r, 1]) for r in rows])
+    bottom = np.array([np.median(b[r, 3]) for r in rows])
+    start = np.array([b[r[0], 0] for r in rows])
+    end = np.array([b[r[-1], 2] for r in rows])
+    h = bottom - top
+    lower = np.minimum(h[:, None], h[None, :])
+    overlap = np.minimum(bottom[:, None], bottom[None, :]) - np.maximum(top[:, None], top[None, :])
+    centre = (top + bottom) / 2.0
+    gap = start[None, :] - end[:, None]
+    ok = (
+        (overlap >= ROW_OVERLAP * lower)
+        & (np.abs(centre[:, None] - centre[None, :]) <= 0.5 * lower)
+        & (gap > -0.25 * lower)
+    )
+    np.fill_diagonal(ok, False)
+    cand = np.where(ok, gap, np.inf)
+    after = np.full(len(rows), -1)
+    taken = np.zeros(len(rows), bool)
+    for a in np.argsort(cand.min(axis=1)):
+        if not np.isfinite(cand[a].min()):
+            break
+        for c in np.argsort(cand[a]):
+            if not np.isfinite(cand[a, c]):
+                break
+            if not taken[c] and not _reaches(after, c, int(a)):
+                after[a], taken[c] = c, True
+                break
+    out: list[list[int]] = []
+    for a in np.flatnonzero(~taken):
+        row, k = list(rows[a]), int(after[a])
+        while k >= 0:
+            row += rows[k]
+            k = int(after[k])
+        out.append(row)
+    return out
+
+
+def _reaches(after: np.ndarray, start: int, target: int) -> bool:
+    """Whether following ``after`` from ``start`` comes to ``target`` (a join would loop)."""
+    k = start
+    while k >= 0:
+        if k == target:
+            return True
+        k = int(after[k])
+    return False
