@@ -33,7 +33,9 @@ class LoadableModel(Protocol):
     """What the kit needs of a model: a name, a version, a device, load and warm up."""
 
     name: str
-    version: str
+
+    @property
+    def version(self) -> str: ...
 
     @property
     def device(self) -> str: ...

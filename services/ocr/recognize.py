@@ -23,6 +23,7 @@ from .model.charset import Charset, to_ascii
 from .model.crnn import (
     CRNN,
     batch_lines,
+    channels_last,
     fuse_for_inference,
     load_checkpoint,
     output_lengths,
@@ -82,10 +83,7 @@ class Recognizer:
         if not self.weights.is_file():
             raise FileNotFoundError(f"OCR weights not found at {self.weights}")
         model, charset, ckpt = load_checkpoint(self.weights, map_location="cpu")
-        # channels_last: oneDNN's convolutions run ~2.5x faster on it than on NCHW (measured).
-        self._model = (
-            fuse_for_inference(model).to(self.device, memory_format=torch.channels_last).eval()
-        )
+        self._model = channels_last(fuse_for_inference(model).to(self.device)).eval()
         self._charset = charset
         self.meta = dict(ckpt.get("meta", {}))
         self.version = weights_version(self.weights, self.meta)

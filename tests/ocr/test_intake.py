@@ -83,7 +83,7 @@ def test_unsupported_or_empty_files_say_why(data: bytes, error: type, message: s
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "WEBP"])
 def test_truncated_files_are_invalid_not_a_crash(fmt: str) -> None:
     data = encode(line_image("truncated file").convert("RGB"), fmt)
-    with pytest.raises(InvalidInput, match="corrupt|could not be read"):
+    with pytest.raises(InvalidInput, match=r"corrupt|could not be read"):
         decode_pages(data[: len(data) // 2])
 
 

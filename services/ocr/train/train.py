@@ -30,6 +30,7 @@ from ..model.crnn import (
     CRNN,
     CRNNConfig,
     batch_lines,
+    channels_last,
     load_checkpoint,
     output_lengths,
     preprocess_line,
@@ -204,8 +205,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     cfg = CRNNConfig(channels=tuple(int(c) for c in args.channels.split(",")), hidden=args.hidden)
-    # channels_last: oneDNN's convolutions are ~1.6x faster on it, forward and backward.
-    model = CRNN(cfg).to(memory_format=torch.channels_last)
+    model = channels_last(CRNN(cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     fonts = find_fonts()
     stream = SynthBatches(
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model = CRNN(CRNNConfig.from_dict(ck["config"]))
         model.load_state_dict(ck["state_dict"])
-        model = model.to(memory_format=torch.channels_last)
+        model = channels_last(model)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         opt.load_state_dict(ck["optimizer"])
         stream.load_state_dict(ck["stream"])
