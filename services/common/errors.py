@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .logs import request_id_var
@@ -93,6 +94,37 @@ class Timeout(DocsumError):
 
 class UpstreamTimeout(DocsumError):
     status, code = 504, "upstream_timeout"
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong; some errors add fields (e.g. ``upstream``, ``version``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str = Field(description="Stable machine-readable code, e.g. invalid_input.")
+    message: str = Field(description="What went wrong and what to do about it.")
+    request_id: str | None = Field(description="The X-Request-ID of the request.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+#: Error answers every route may give, for the OpenAPI documents (the table above says when).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in {
+        400: "The body could not be parsed.",
+        408: "The request body did not arrive in time.",
+        413: "The body, text or image is over a limit.",
+        415: "The file or body is of a type this route does not read.",
+        422: "The request is well-formed but invalid (the message says which field and why).",
+        503: "Not ready, shutting down, or the queue is full (see Retry-After).",
+        504: "The request took longer than its time limit.",
+    }.items()
+}
 
 
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:

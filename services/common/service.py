@@ -21,7 +21,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from . import metrics
 from .batcher import DynamicBatcher
-from .errors import install_error_handlers
+from .errors import ERROR_RESPONSES, install_error_handlers
 from .health import Health, health_router
 from .middleware import RequestMiddleware
 from .settings import ServiceSettings
@@ -55,7 +55,13 @@ def create_app(
     description: str = "",
 ) -> FastAPI:
     """A FastAPI app with the kit installed; the caller adds its routers."""
-    app = FastAPI(title=title, version=version, description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        version=version,
+        description=description,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
     install_error_handlers(app)
     app.add_middleware(
         RequestMiddleware,
@@ -181,6 +187,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        limit_concurrency=settings.max_concurrency,
         lifespan="on",
     )
     _DrainingServer(config, app.state.health).run()

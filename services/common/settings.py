@@ -36,6 +36,9 @@ class ServiceSettings(BaseSettings):
     #: Seconds a client may take to send a request's headers, counted from the connection's
     #: start or the previous response (the connection is closed past it): bounds slowloris.
     header_timeout_s: float = Field(10.0, gt=0)
+    #: Open connections plus in-flight requests past which new ones get 503 at once (uvicorn's
+    #: ``limit_concurrency``): a last guard on memory; the batchers' queues refuse work first.
+    max_concurrency: int = Field(1000, ge=1)
 
 
 class BatchSettings(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from ..common.errors import BadRequest, UnsupportedMediaType
+from ..common.errors import BadRequest, ErrorBody, UnsupportedMediaType
 from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from ..summarizer.schemas import SummarizeRequest, SummarizeResponse
 from .pins import HEADER, parse_pins
@@ -120,7 +120,18 @@ def api_router(gateway: Gateway) -> APIRouter:
     """The ``/api/v1`` routes over ``gateway``'s upstreams."""
 
     # API keys and rate limits are checked before routing, by ``guard.ApiGuard``.
-    router = APIRouter(prefix="/api/v1", tags=["api"])
+    router = APIRouter(
+        prefix="/api/v1",
+        tags=["api"],
+        responses={
+            status: {"model": ErrorBody, "description": description}
+            for status, description in {
+                401: "No valid API key (X-API-Key or Authorization: Bearer).",
+                429: "This key's rate limit is spent (see Retry-After).",
+                502: "An upstream answered with an error (the body names it).",
+            }.items()
+        },
+    )
     upstreams = gateway.upstreams
 
     @router.post(

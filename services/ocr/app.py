@@ -89,11 +89,17 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
     ) -> OCRResponse:
         health.require_ready()
         data = await file.read()
+        turns = asyncio.Semaphore(settings.page_concurrency)
+
+        async def in_turn(page: np.ndarray, number: int) -> Page:
+            async with turns:
+                return await read_page(page, number, mode)
+
         try:
             async with asyncio.timeout(settings.request_timeout_s):
                 with stage_timer(engine.name, "decode"):
                     pages = await asyncio.to_thread(decode_pages, data, limits)
-                done = await _all([read_page(p, i + 1, mode) for i, p in enumerate(pages)])
+                done = await _all([in_turn(p, i + 1) for i, p in enumerate(pages)])
         except TimeoutError:
             raise Timeout(f"OCR did not finish within {settings.request_timeout_s:g} s") from None
         return OCRResponse(

@@ -121,14 +121,21 @@ class OCREngine:
         self.recognizer.load()
 
     def warmup(self) -> None:
-        """One synthetic page through both halves, so lazy initialisation happens now."""
-        page = np.full((400, 600), 255, np.uint8)
-        for row in range(60, 340, 40):  # bars of "ink" the layout sees as lines
-            page[row : row + 14, 40 : 40 + 8 * (row % 7 + 50)] = 0
+        """One rendered page through both halves, so lazy initialisation happens now."""
+        from PIL import Image, ImageDraw, ImageFont
+
+        img = Image.new("L", (900, 300), 255)
+        draw, font = ImageDraw.Draw(img), ImageFont.load_default(size=28)
+        for i, text in enumerate(("Warm-up line one, 1234.", "The second line: 56.78 %")):
+            draw.text((40, 40 + 60 * i), text, font=font, fill=0)
         started = time.perf_counter()
+        page = np.asarray(img)
         crops = self.cut(page, 1, "page")
-        self.recognize([c.image for c in crops.crops] + [page[60:80, 30:500]])
-        log.info("warm-up done", extra={"seconds": round(time.perf_counter() - started, 3)})
+        self.recognize([c.image for c in crops.crops] + [page[30:90, 20:600]])
+        log.info(
+            "warm-up done",
+            extra={"seconds": round(time.perf_counter() - started, 3), "lines": len(crops.crops)},
+        )
 
     def cut(self, page: np.ndarray, number: int, mode: Mode) -> PageCrops:
         """Page analysis: the page's line crops in reading order (line mode: the whole image)."""

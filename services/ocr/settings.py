@@ -40,6 +40,9 @@ class OCRSettings(ModelServiceSettings):
     max_pages: int = Field(50, ge=1)
     #: Pages analysed (binarize, deskew, find lines) at once; each takes one thread.
     layout_workers: int = Field(2, ge=1, le=64)
+    #: Pages of one request read at once: bounds one large TIFF's share of the line queue, so
+    #: it cannot crowd out other requests (or overflow the queue by itself).
+    page_concurrency: int = Field(2, ge=1, le=64)
     #: Fold typographic marks (’ “ — …) to their ASCII look-alikes in the output.
     ascii: bool = False
     #: Read crops taller than wide also turned 90° both ways and keep the surest reading.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,7 +36,15 @@ def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path) -> None:
     threads = [threading.Thread(target=call) for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.3)  # all four are in flight (queued one at a time behind the model)
+    # Wait until all four are in flight (queued one at a time behind the model); the scrape
+    # counts itself, hence five.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        scrape = httpx.get(f"{svc.url}/metrics", timeout=10).text
+        in_flight = re.search(r"^docsum_http_requests_in_flight (\S+)$", scrape, re.M)
+        if in_flight and float(in_flight.group(1)) >= 5:
+            break
+        time.sleep(0.02)
     svc.proc.send_signal(signal.SIGTERM)
     for t in threads:
         t.join(60)
