@@ -427,8 +427,9 @@ def overview() -> dict[str, Any]:
         ),
         stat(
             "5xx ratio, all services",
-            "sum(job_route:docsum_http_request_errors:ratio_rate5m"
-            " * job_route:docsum_http_requests:rate5m)"
+            # From the counts, not the per-route ratios: an idle route's ratio is NaN (0/0),
+            # and one NaN makes a sum NaN.
+            '(sum(job_route_status:docsum_http_requests:rate5m{status=~"5.."}) or vector(0))'
             " / sum(job_route:docsum_http_requests:rate5m)",
             "percentunit",
             "Share of all requests answered 5xx over 5 minutes.",
