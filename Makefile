@@ -38,8 +38,8 @@ test-fast: setup ## unit tests only (no real servers, no model)
 	$(PY) -m pytest -q -m "not slow and not integration"
 
 lint: setup ## ruff + mypy
-	$(VENV)/bin/ruff check services tests bench
-	$(VENV)/bin/ruff format --check services tests bench
+	$(VENV)/bin/ruff check services tests bench loadtests monitoring scripts
+	$(VENV)/bin/ruff format --check services tests bench loadtests monitoring scripts
 	@mkdir -p build/mypy && ln -sfn ../../services build/mypy/docsum
 	MYPYPATH=build/mypy $(VENV)/bin/mypy -p docsum
 
