@@ -304,8 +304,7 @@ def main() -> None:
             "cpu_threads": os.cpu_count(),
             "load_average_1min_before": round(load_before, 2),
             "load_average_1min_after": round(os.getloadavg()[0], 2),
-            "note": "shared 2-core VM; an OCR training job holds one core; gateway, services "
-            "and load generator share the other",
+            "note": "2-core VM: gateway, services and load generator share both cores",
         }
     finally:
         for proc in procs:
