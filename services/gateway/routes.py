@@ -18,41 +18,26 @@ from .schemas import DocumentSummary
 from .state import Gateway
 from .upstreams import UpstreamResponse
 
-_UPLOAD_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "max_sentences": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        "ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                    },
-                }
-            }
-        },
+
+def _multipart(fields: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI request body: a multipart upload with a ``file`` and the given form fields."""
+    properties = {"file": {"type": "string", "format": "binary"}, **fields}
+    schema = {"type": "object", "required": ["file"], "properties": properties}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"multipart/form-data": {"schema": schema}},
+        }
     }
-}
-_OCR_FORM: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "mode": {"type": "string", "enum": ["page", "line"]},
-                    },
-                }
-            }
-        },
+
+
+_UPLOAD_FORM = _multipart(
+    {
+        "max_sentences": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     }
-}
+)
+_OCR_FORM = _multipart({"mode": {"type": "string", "enum": ["page", "line"]}})
 _SUMMARIZE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
