@@ -34,8 +34,10 @@ from .model.ctc import Decoded, greedy_decode
 
 log = logging.getLogger(__name__)
 
-#: A crop this many times taller than wide is also tried turned by ±90°.
-TALL_RATIO = 1.5
+#: A crop this many times taller than wide is also tried turned by ±90°: a turned line of three
+#: or more characters is; a lone upright "1" or "I" (about twice as tall as wide) is not, and
+#: reading it turned only invites a confident wrong answer (SROIE line CER 8.79 → 8.64 %).
+TALL_RATIO = 3.0
 
 
 def weights_version(path: Path, meta: dict[str, object]) -> str:
