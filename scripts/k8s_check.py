@@ -320,7 +320,7 @@ def check_checkov(renders: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def check_hadolint(_: dict[str, list[dict[str, Any]]]) -> str:
-    files = sorted((ROOT / "services").glob("*/Dockerfile")) + [ROOT / "loadtests" / "Dockerfile"]
+    files = [*sorted((ROOT / "services").glob("*/Dockerfile")), ROOT / "loadtests" / "Dockerfile"]
     if not files:
         raise Failed("no services/*/Dockerfile")
     must(
