@@ -9,6 +9,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.pdfwriter import pdf_string, serialize
+
 #: A short news text: its sentences are what the tests look for in OCR output and summaries.
 ARTICLE = [
     "The city council approved a new budget on Tuesday after months of debate.",
@@ -76,10 +78,6 @@ def scanned_pdf(images: list[Image.Image], dpi: int = 300) -> bytes:
     return out.getvalue()
 
 
-def _pdf_string(text: str) -> str:
-    return "(" + text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") + ")"
-
-
 def make_pdf(pages: list[list[str] | Image.Image], encrypt: bool = False) -> bytes:
     """A PDF written by hand: a page is lines of text (a Helvetica text layer) or an image
     (a scanned page, JPEG). ``encrypt`` adds a standard security handler whose user password
@@ -110,10 +108,10 @@ def make_pdf(pages: list[list[str] | Image.Image], encrypt: bool = False) -> byt
             resources += f" /XObject << /Im1 {image} 0 R >>"
             stream = b"q 612 0 0 792 0 0 cm /Im1 Do Q"
         else:
-            ops = ["BT /F1 11 Tf 14 TL 72 720 Td"]
-            ops += [f"{_pdf_string(line)} Tj T*" for line in page]
-            ops.append("ET")
-            stream = "\n".join(ops).encode("latin-1")
+            ops = [b"BT /F1 11 Tf 14 TL 72 720 Td"]
+            ops += [pdf_string(line) + b" Tj T*" for line in page]
+            ops.append(b"ET")
+            stream = b"\n".join(ops)
         content = add(f"<< /Length {len(stream)} >>\nstream\n".encode() + stream + b"\nendstream")
         kids.append(
             add(
@@ -125,7 +123,7 @@ def make_pdf(pages: list[list[str] | Image.Image], encrypt: bool = False) -> byt
     objects[pages_obj - 1] = (
         f"<< /Type /Pages /Kids [{' '.join(f'{k} 0 R' for k in kids)}] /Count {len(kids)} >>"
     ).encode()
-    trailer_extra = ""
+    trailer_extra = b""
     if encrypt:
         # O and U that no empty password matches: the reader needs the (unknown) password.
         enc = add(
@@ -135,19 +133,5 @@ def make_pdf(pages: list[list[str] | Image.Image], encrypt: bool = False) -> byt
             + b"cd" * 32
             + b"> /P -4 >>"
         )
-        trailer_extra = f" /Encrypt {enc} 0 R /ID [<{'01' * 16}> <{'01' * 16}>]"
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for n, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(f"{n} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    for off in offsets:
-        out.write(f"{off:010d} 00000 n \n".encode())
-    out.write(
-        f"trailer\n<< /Size {len(objects) + 1} /Root {catalog} 0 R{trailer_extra} >>\n"
-        f"startxref\n{xref}\n%%EOF\n".encode()
-    )
-    return out.getvalue()
+        trailer_extra = f" /Encrypt {enc} 0 R /ID [<{'01' * 16}> <{'01' * 16}>]".encode()
+    return serialize(objects, catalog, trailer_extra)

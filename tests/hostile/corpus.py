@@ -18,6 +18,8 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.pdfwriter import pdf_string, serialize
+
 #: A short text of ordinary sentences: the part of a hostile PDF that is fine.
 SENTENCES = (
     "The harbour board met on Monday to plan the new ferry terminal.",
@@ -102,11 +104,6 @@ def many_page_tiff(pages: int = 200) -> bytes:
 # ---------------------------------------------------------------- PDFs
 
 
-def _pdf_string(text: str) -> bytes:
-    escaped = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-    return f"({escaped})".encode("latin-1")
-
-
 def _rc4(key: bytes, data: bytes) -> bytes:
     s = list(range(256))
     j = 0
@@ -157,7 +154,7 @@ class _Encryption:
 
 def _text_stream(lines: list[str]) -> bytes:
     ops = [b"BT /F1 11 Tf 14 TL 72 720 Td"]
-    ops += [_pdf_string(line) + b" Tj T*" for line in lines]
+    ops += [pdf_string(line) + b" Tj T*" for line in lines]
     ops.append(b"ET")
     return b"\n".join(ops)
 
@@ -202,7 +199,7 @@ def build_pdf(
     extra = b""
     if javascript is not None:
         js = reserve()
-        objects[js - 1] = b"<< /Type /Action /S /JavaScript /JS " + _pdf_string(javascript) + b" >>"
+        objects[js - 1] = b"<< /Type /Action /S /JavaScript /JS " + pdf_string(javascript) + b" >>"
         field_obj = reserve()
         objects[field_obj - 1] = (
             f"<< /FT /Tx /T (name) /Rect [72 72 300 96] /P {kids[0]} 0 R /Subtype /Widget "
@@ -221,25 +218,8 @@ def build_pdf(
         enc = reserve()
         objects[enc - 1] = encryption.dictionary()
         trailer = f" /Encrypt {enc} 0 R".encode()
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
-    out.write(b"".join(f"{off:010d} 00000 n \n".encode() for off in offsets))
-    out.write(
-        f"trailer\n<< /Size {len(objects) + 1} /Root {catalog} 0 R".encode()
-        + trailer
-        + b" /ID [<"
-        + _FILE_ID.hex().encode()
-        + b"> <"
-        + _FILE_ID.hex().encode()
-        + f">] >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return out.getvalue()
+    file_id = _FILE_ID.hex().encode()
+    return serialize(objects, catalog, trailer + b" /ID [<" + file_id + b"> <" + file_id + b">]")
 
 
 #: What the hostile PDF's JavaScript would do if it ran.
