@@ -9,7 +9,6 @@ hundreds of megapixels. Nothing here touches the disk or the network.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import struct
 import zlib
@@ -18,6 +17,7 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont
 
+from tests.ocr.render import encode
 from tests.pdfwriter import pdf_string, serialize
 
 #: A short text of ordinary sentences: the part of a hostile PDF that is fine.
@@ -51,12 +51,6 @@ def _text_image(text: str = "Hostile input test 42") -> Image.Image:
     img = Image.new("L", (int(font.getlength(text)) + 20, 45), 255)
     ImageDraw.Draw(img).text((10, 7), text, font=font, fill=0)
     return img
-
-
-def _encode(img: Image.Image, fmt: str, **kw: object) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format=fmt, **kw)
-    return out.getvalue()
 
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -98,7 +92,7 @@ def strip_png(width: int = 100_000, height: int = 1) -> bytes:
 def many_page_tiff(pages: int = 200) -> bytes:
     """A TIFF of ``pages`` 1-pixel frames: a page-count bomb."""
     frames = [Image.new("L", (1, 1), 255) for _ in range(pages)]
-    return _encode(frames[0], "TIFF", save_all=True, append_images=frames[1:])
+    return encode(frames[0], "TIFF", save_all=True, append_images=frames[1:])
 
 
 # ---------------------------------------------------------------- PDFs
@@ -286,8 +280,8 @@ def image_corpus() -> tuple[Hostile, ...]:
     Limits assumed: at most 20,000 px a side, 20 megapixels, 50 pages (the test services'
     settings); anything bigger must be 413 and must never be decoded.
     """
-    png = _encode(_text_image(), "PNG")
-    jpeg = _encode(_text_image().convert("RGB"), "JPEG", quality=90)
+    png = encode(_text_image(), "PNG")
+    jpeg = encode(_text_image().convert("RGB"), "JPEG", quality=90)
     return (
         Hostile("truncated PNG", png[: len(png) // 2], "scan.png", "image/png", (422,), "trunc"),
         Hostile(
