@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Install the fonts the OCR synthetic-line generator renders with (docsum.ocr.train.fonts).
 #
-# Two sources, both from package registries only:
+# Three sources, all package registries:
 #   1. Debian packages (needs root + apt-get; skipped with a note otherwise), into /usr/share/fonts.
 #   2. PyPI `fontpkg-*` wheels, downloaded with pip (--no-deps, nothing is installed into any
 #      environment) and unpacked into $FONT_DIR/fontpkg/<package>/ (default .tools/fonts).
-# Idempotent: apt skips what is installed, wheels already unpacked are not fetched again.
+#   3. npm `@fontsource/*` tarballs (pinned version, fetched from registry.npmjs.org with curl):
+#      their Latin-subset WOFF files, weights 400-900, into $FONT_DIR/fontsource/<name>/. They
+#      bring what the other two lack: type cut from early printing (IM Fell, Caslon, Goudy) and
+#      receipt/terminal faces (dot-matrix, pixel, typewriter, condensed till-roll fonts).
+# Idempotent: apt skips what is installed, packages already unpacked are not fetched again.
 # Usage: scripts/install_fonts.sh [FONT_DIR]     (env PYTHON picks the interpreter that runs pip)
 set -euo pipefail
 
@@ -46,6 +50,17 @@ PIP_FONTS=(
   fontpkg-inter fontpkg-arimo fontpkg-libre-franklin fontpkg-public-sans fontpkg-oswald
   fontpkg-saira-condensed fontpkg-encode-sans fontpkg-news-cycle fontpkg-antic-slab
   fontpkg-sanchez fontpkg-montserrat fontpkg-raleway fontpkg-nunito-sans fontpkg-karla
+)
+
+# Old print first, then typewriter, dot-matrix, pixel and condensed faces seen on receipts.
+NPM_FONTS_VERSION=5.3.0
+NPM_FONTS=(
+  im-fell-english im-fell-dw-pica im-fell-double-pica im-fell-french-canon im-fell-great-primer
+  libre-caslon-text sorts-mill-goudy goudy-bookletter-1911 rosarivo fanwood-text linden-hill
+  alegreya baskervville bodoni-moda gelasio tinos cormorant-infant
+  special-elite cutive-mono vt323 share-tech-mono doto dotgothic16 pixelify-sans ubuntu-mono
+  overpass-mono b612-mono nova-mono red-hat-mono cousine sometype-mono kode-mono azeret-mono
+  pathway-gothic-one fjalla-one antonio saira-extra-condensed
 )
 
 if command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
@@ -93,5 +108,24 @@ EOF
   fi
 done
 rm -rf "$FONT_DIR/.wheels"
-n=$(find /usr/share/fonts "$FONT_DIR" -iname '*.[ot]tf' 2>/dev/null | wc -l)
+
+mkdir -p "$FONT_DIR/fontsource"
+for p in "${NPM_FONTS[@]}"; do
+  dest="$FONT_DIR/fontsource/$p"
+  [[ -f "$dest/.done" ]] && continue
+  url="https://registry.npmjs.org/@fontsource/$p/-/$p-$NPM_FONTS_VERSION.tgz"
+  tgz="$FONT_DIR/fontsource/.$p.tgz"
+  if curl -fsSL --retry 3 -o "$tgz" "$url"; then
+    mkdir -p "$dest"
+    # Latin subset only (ASCII + the typographic marks), no hairline weights.
+    tar -xzf "$tgz" -C "$dest" --strip-components=2 --wildcards \
+      "package/files/$p-latin-[4-9]00-*.woff" 2>/dev/null || true
+    tar -xzf "$tgz" -C "$dest" --strip-components=1 package/LICENSE 2>/dev/null || true
+    rm -f "$tgz"
+    touch "$dest/.done"
+  else
+    echo "install_fonts: npm package @fontsource/$p not available, skipped" >&2
+  fi
+done
+n=$(find /usr/share/fonts "$FONT_DIR" \( -iname '*.[ot]tf' -o -iname '*.woff' \) 2>/dev/null | wc -l)
 echo "install_fonts: $n font files available (Debian + $FONT_DIR)"

@@ -173,3 +173,27 @@ def test_corpus_covers_every_character() -> None:
     assert set(CHARS) <= seen
     lower = sum(c.islower() for t in lines for c in t)
     assert lower > 0.5 * sum(len(t) for t in lines)  # mostly lower-case prose
+
+
+def _bars(h: int = 60, w: int = 300) -> np.ndarray:
+    """Black vertical strokes 6 px wide on white: a stand-in for glyphs."""
+    img = np.full((h, w), 255, np.uint8)
+    for x in range(10, w - 10, 20):
+        img[10:50, x : x + 6] = 0
+    return img
+
+
+@pytest.mark.parametrize("name", ["dots", "wear"])
+def test_print_damage_keeps_the_glyphs_and_changes_the_ink(name, monkeypatch) -> None:
+    from docsum.ocr.train import augment
+
+    monkeypatch.setattr(augment, "_maybe", lambda rng, p: True)  # always apply the step
+    img = _bars()
+    for seed in range(5):
+        out = getattr(augment, name)(img, np.random.default_rng(seed), 1.0)
+        assert out.shape == img.shape and out.dtype == np.uint8
+        ink = img < 128
+        assert not np.array_equal(out, img)  # the ink was changed ...
+        for x in range(10, img.shape[1] - 10, 20):  # ... but every stroke is still there
+            assert (out[10:50, max(0, x - 3) : x + 9] < 128).mean() > 0.1
+        assert (out[~ink] > 200).mean() > 0.75  # and the paper stays paper, near enough

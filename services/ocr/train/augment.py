@@ -24,6 +24,44 @@ def stroke(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.n
     return cv2.erode(img, k) if rng.random() < 0.5 else cv2.dilate(img, k)
 
 
+def dots(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """Dot-matrix or thermal-head print: the glyphs resampled onto a grid of round dots
+    (receipts, tickets). A dot is printed where the ink covers enough of its grid cell."""
+    h, w = img.shape
+    pitch_y = rng.uniform(0.06, 0.1) * h  # the crop is ~1.2 text heights: 7-12 dots per letter
+    if not _maybe(rng, 0.06 * difficulty) or pitch_y < 2.5:
+        return img
+    pitch_x = pitch_y * rng.uniform(0.8, 1.2)
+    ny, nx = max(2, round(h / pitch_y)), max(2, round(w / pitch_x))
+    ink = (img < 128).astype(np.float32)
+    cover = cv2.resize(ink, (nx, ny), interpolation=cv2.INTER_AREA)
+    on = cover > rng.uniform(0.12, 0.3)
+    seeds = np.zeros_like(img)
+    ys = np.minimum(h - 1, ((np.arange(ny) + 0.5) * h / ny).astype(int))
+    xs = np.minimum(w - 1, ((np.arange(nx) + 0.5) * w / nx).astype(int))
+    seeds[np.ix_(ys, xs)] = np.where(on, 255, 0).astype(np.uint8)
+    r = max(1, round(min(pitch_x, pitch_y) * rng.uniform(0.3, 0.55)))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return np.asarray(255 - cv2.dilate(seeds, disc), dtype=np.uint8)
+
+
+def wear(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """Worn type and faded print: ink breaks up or lightens in smooth random patches."""
+    if not _maybe(rng, 0.15 * difficulty):
+        return img
+    h, w = img.shape
+    cell = max(2.0, rng.uniform(0.05, 0.2) * h)  # patch size: from pits in a stroke to streaks
+    coarse = rng.random((max(2, int(h / cell)), max(2, int(w / cell)))).astype(np.float32)
+    field = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+    paper = 255.0 - img.astype(np.float32)  # ink strength, 0 on paper
+    if rng.random() < 0.5:  # broken glyphs: ink gone where the field is high
+        keep = field < np.quantile(field, 1.0 - rng.uniform(0.05, 0.25) * difficulty)
+        paper *= keep
+    else:  # faded thermal paper or dry ribbon: ink lighter, unevenly
+        paper *= np.clip(1.0 - field * rng.uniform(0.3, 0.7) * difficulty, 0.35, 1.0)
+    return np.asarray(255.0 - paper, dtype=np.uint8)
+
+
 def geometry(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
     """Small rotation (±3°), shear (italic-like slant, ±0.15) or perspective, paper-white fill."""
     h, w = img.shape
@@ -101,10 +139,12 @@ def jpeg(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.nda
 
 
 def degrade(img: np.ndarray, rng: np.random.Generator, difficulty: float = 1.0) -> np.ndarray:
-    """Full chain: stroke → geometry → resolution → photometric → JPEG. Same shape semantics
-    (grey uint8, dark on light); the size may shrink (resolution step)."""
+    """Full chain: stroke → dots → wear → geometry → resolution → photometric → JPEG.
+    Same shape semantics (grey uint8, dark on light); the size may shrink (resolution step)."""
     inverted = _maybe(rng, 0.05 * difficulty)
     img = stroke(img, rng, difficulty)
+    img = dots(img, rng, difficulty)
+    img = wear(img, rng, difficulty)
     img = geometry(img, rng, difficulty)
     img = resolution(img, rng, difficulty)
     if inverted:

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,7 +29,7 @@ FONT_DIRS = (
     Path("/usr/share/texmf/fonts/opentype"),  # lmodern, tex-gyre land here on Debian
     REPO_ROOT / ".tools" / "fonts",
 )
-CACHE_VERSION = 3
+CACHE_VERSION = 5
 
 # Styles no printed document body uses: too thin to survive a scan, or not text faces.
 # Small caps and script faces are skipped too: their glyphs do not match the label's letters.
@@ -71,6 +72,13 @@ _MONO = (
     "plexmono",
     "spacemono",
     "dmmono",
+    "vt323",
+    "sharetech",
+    "cousine",
+    "doto",
+    "dotgothic",
+    "specialelite",
+    "cutive",
 )
 _TYPEWRITER = (
     "courier",
@@ -81,6 +89,8 @@ _TYPEWRITER = (
     "typewriter",
     "prestige",
     "freemono",
+    "specialelite",
+    "cutive",
 )
 _SANS = (
     "sans",
@@ -125,6 +135,11 @@ _SANS = (
     "freesans",
     "saira",
     "public",
+    "pathway",
+    "fjalla",
+    "antonio",
+    "pixelify",
+    "overpass",
 )
 _CONDENSED = ("condensed", "narrow", "cond", "compressed")
 _ITALIC = ("italic", "oblique", "ita", "slanted", "cmunti", "cmunsl")
@@ -149,7 +164,7 @@ def _font_files(dirs: Iterable[Path]) -> list[Path]:
     files = []
     for d in dirs:
         if d.is_dir():
-            files += [p for p in d.rglob("*") if p.suffix.lower() in (".ttf", ".otf")]
+            files += [p for p in d.rglob("*") if p.suffix.lower() in (".ttf", ".otf", ".woff")]
     # One copy per file name: Debian ships some families twice (e.g. .otf + .ttf trees).
     seen, out = set(), []
     for p in sorted(files):
@@ -158,6 +173,13 @@ def _font_files(dirs: Iterable[Path]) -> list[Path]:
             seen.add(key)
             out.append(p)
     return out
+
+
+# Weight names that some fonts (WOFF subsets, static cuts) put in the family name: "Alegreya
+# SemiBold" is a style of Alegreya, not a family of its own for sampling.
+_WEIGHT_SUFFIX = re.compile(
+    r"(\s+(Medium|SemiBold|Semibold|DemiBold|ExtraBold|UltraBold|Bold|Black|Heavy|ExCond|Regular))+$"
+)
 
 
 def _draws(font: ImageFont.FreeTypeFont, ch: str, notdef: bytes) -> bool:
@@ -204,9 +226,8 @@ def scan_font(path: Path) -> FontInfo | None:
     except OSError as e:  # unreadable or unsupported file: skip it, keep the others
         log.debug("skipping font %s: %s", path, e)
         return None
-    return FontInfo(
-        str(path), family or path.stem, _tags(path, family or "", style or ""), extra, variable
-    )
+    family = _WEIGHT_SUFFIX.sub("", family or "") or path.stem
+    return FontInfo(str(path), family, _tags(path, family or "", style or ""), extra, variable)
 
 
 def find_fonts(dirs: Iterable[Path] = FONT_DIRS, cache: Path | None = None) -> list[FontInfo]:

@@ -126,6 +126,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".runs" / "ocr")
     p.add_argument("--hours", type=float, default=2.5, help="training-time budget (hours)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        metavar="CKPT",
+        help="start from CKPT's weights (fine-tune: fresh optimizer and schedule; "
+        "--channels/--hidden come from CKPT)",
+    )
     p.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate")
@@ -205,7 +213,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     cfg = CRNNConfig(channels=tuple(int(c) for c in args.channels.split(",")), hidden=args.hidden)
-    model = channels_last(CRNN(cfg))
+    if args.init:
+        model, _, init_ck = load_checkpoint(args.init)
+        model = model.float()
+        cfg = model.config
+        init_meta = init_ck.get("meta", {})
+        emit("init", path=str(args.init), step=init_meta.get("step"), cer=init_meta.get("cer"))
+    model = channels_last(model if args.init else CRNN(cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     fonts = find_fonts()
     stream = SynthBatches(
