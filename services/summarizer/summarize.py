@@ -17,6 +17,7 @@ import numpy as np
 
 from ..common.errors import InvalidInput
 from ..common.metrics import stage_timer
+from ..common.torch_device import configure_threads
 from .encoder import SentenceEncoder
 from .rank import centrality, select
 from .sentences import Sentence, normalize, split_sentences
@@ -91,6 +92,7 @@ class Summarizer:
 
     def load(self) -> None:
         """Load the encoder from disk; the version names the exact weights."""
+        configure_threads(self.settings.torch_threads)
         path = self.settings.resolved_model_path()
         self.encoder = SentenceEncoder(
             path,
@@ -98,6 +100,7 @@ class Summarizer:
             precision=self.settings.precision,
             max_tokens=self.settings.max_tokens,
             batch_size=self.settings.encode_batch_size,
+            batch_tokens=self.settings.encode_batch_tokens,
         )
         self.version = f"{METHOD_VERSION}+{_weights_digest(path)}"
         log.info(

@@ -1,0 +1,101 @@
+"""A BERT forward pass over packed sentences: no compute spent on padding in the dense layers.
+
+A batch of sentences of unequal length is usually padded to its longest, and every dense
+layer (85 % of BERT's work at sentence length) then runs over the padding too. Here the
+tokens of all sentences are laid end to end ([T, hidden]); only attention, which must see one
+sentence at a time, scatters them into a padded [B, heads, L, d] block and gathers them back.
+On one 600-word news article (35 sentences) this computes 1,100 tokens instead of 1,680.
+
+Uses the weights of a Hugging Face ``BertModel`` as they are (post-LayerNorm BERT: BERT,
+MiniLM, all-MiniLM-L6-v2, bge, e5…); :func:`supports` says whether a loaded model is one.
+The result matches the model's own forward to rounding (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "gelu_new": lambda x: F.gelu(x, approximate="tanh"),
+}
+
+
+def supports(model: Any) -> bool:
+    """Whether :class:`PackedBert` can run ``model`` (a BERT with absolute positions)."""
+    cfg = model.config
+    return (
+        getattr(cfg, "model_type", "") == "bert"
+        and getattr(cfg, "position_embedding_type", "absolute") == "absolute"
+        and getattr(cfg, "hidden_act", "") in _ACTIVATIONS
+        and hasattr(model, "embeddings")
+        and hasattr(model, "encoder")
+    )
+
+
+class PackedBert:
+    """Runs a loaded ``BertModel``'s weights packed; query, key and value are fused into one
+    dense layer per block (one matrix product instead of three)."""
+
+    def __init__(self, model: Any) -> None:
+        cfg = model.config
+        self.model = model
+        self.heads = int(cfg.num_attention_heads)
+        self.hidden = int(cfg.hidden_size)
+        self.act = _ACTIVATIONS[cfg.hidden_act]
+        self.qkv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for layer in model.encoder.layer:
+            sa = layer.attention.self
+            weight = torch.cat([sa.query.weight, sa.key.weight, sa.value.weight]).detach()
+            bias = torch.cat([sa.query.bias, sa.key.bias, sa.value.bias]).detach()
+            self.qkv.append((weight, bias))
+
+    def mean_pooled(self, ids: list[list[int]], device: torch.device) -> torch.Tensor:
+        """Mean of the last hidden states of each token sequence in ``ids`` → float32
+        [B, hidden]. ``ids`` are token ids with their special tokens, each non-empty."""
+        lengths = [len(x) for x in ids]
+        longest = max(lengths)
+        flat = torch.tensor([t for x in ids for t in x], dtype=torch.long, device=device)
+        positions = torch.tensor([p for n in lengths for p in range(n)], device=device)
+        rows = torch.tensor([b for b, n in enumerate(lengths) for _ in range(n)], device=device)
+        slots = rows * longest + positions  # where each token sits in the padded [B·L] layout
+        keys = (
+            torch.arange(longest, device=device)[None, :]
+            < torch.tensor(lengths, device=device)[:, None]
+        )
+        return self._forward(flat, positions, rows, slots, keys[:, None, None, :], len(ids))
+
+    def _forward(
+        self,
+        flat: torch.Tensor,
+        positions: torch.Tensor,
+        rows: torch.Tensor,
+        slots: torch.Tensor,
+        keys: torch.Tensor,
+        batch: int,
+    ) -> torch.Tensor:
+        heads, hidden, model = self.heads, self.hidden, self.model
+        d = hidden // heads
+        longest = keys.shape[-1]
+        emb = model.embeddings
+        x = emb.word_embeddings(flat) + emb.position_embeddings(positions)
+        x = x + emb.token_type_embeddings(torch.zeros_like(flat))
+        x = emb.LayerNorm(x)
+        block = x.new_zeros(batch * longest, 3 * hidden)  # padding stays zero across layers
+        for layer, (weight, bias) in zip(model.encoder.layer, self.qkv, strict=True):
+            block.index_copy_(0, slots, F.linear(x, weight, bias))
+            q, k, v = block.view(batch, longest, 3, heads, d).permute(2, 0, 3, 1, 4).unbind(0)
+            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=keys)  # [B, heads, L, d]
+            ctx = ctx.transpose(1, 2).reshape(batch * longest, hidden).index_select(0, slots)
+            att = layer.attention.output
+            x = att.LayerNorm(att.dense(ctx) + x)
+            out = layer.output
+            x = out.LayerNorm(out.dense(self.act(layer.intermediate.dense(x))) + x)
+        sums = torch.zeros(batch, hidden, device=x.device).index_add_(0, rows, x.float())
+        counts = torch.bincount(rows, minlength=batch).clamp(min=1)
+        return sums / counts[:, None].float()
