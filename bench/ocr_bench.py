@@ -105,7 +105,7 @@ def main() -> int:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "command": "python bench/ocr_bench.py",
     }
-    for name in args.sets.split(","):
+    for name in filter(None, args.sets.split(",")):  # --sets '' : HTTP figures only
         root, every = SETS[name]
         result = evaluate(
             name,
