@@ -22,6 +22,7 @@ from ..common.torch_device import configure_threads
 from .layout import LayoutConfig, LineCrop, analyze_page
 from .metrics import OCR_LINES, OCR_PAGES
 from .model.ctc import Decoded
+from .model.spacing import tidy_text
 from .recognize import Recognizer
 from .settings import OCRSettings
 
@@ -73,7 +74,7 @@ class PageCrops:
         for crop, reading in zip(self.crops, readings, strict=True):
             if lines and crop.row == row:
                 last = lines[-1]
-                text = f"{last.text} {reading.text}" if reading.text else last.text
+                text = tidy_text(f"{last.text} {reading.text}") if reading.text else last.text
                 x0, y0, x1, y1 = last.box
                 b = crop.box
                 box = (min(x0, b[0]), min(y0, b[1]), max(x1, b[2]), max(y1, b[3]))

@@ -31,6 +31,7 @@ from .model.crnn import (
     width_buckets,
 )
 from .model.ctc import Decoded, greedy_decode
+from .model.spacing import tidy_spacing
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Recognizer:
             if i not in best or _score(reading) > _score(best[i]):
                 best[i] = reading
         for i, reading in best.items():
+            reading = tidy_spacing(reading)
             if self.ascii_only:
                 reading = Decoded(to_ascii(reading.text), reading.confidence, reading.char_probs)
             results[i] = reading

@@ -197,3 +197,16 @@ def test_print_damage_keeps_the_glyphs_and_changes_the_ink(name, monkeypatch) ->
         for x in range(10, img.shape[1] - 10, 20):  # ... but every stroke is still there
             assert (out[10:50, max(0, x - 3) : x + 9] < 128).mean() > 0.1
         assert (out[~ink] > 200).mean() > 0.75  # and the paper stays paper, near enough
+
+
+def test_spacing_follows_english_and_keeps_probabilities_aligned() -> None:
+    from docsum.ocr.model.ctc import Decoded
+    from docsum.ocr.model.spacing import tidy_spacing, tidy_text
+
+    text = "they say ; but “ The Bell ” asks why ?"
+    out = tidy_spacing(Decoded(text, 0.9, tuple(float(i) for i in range(len(text)))))
+    assert out.text == "they say; but “The Bell” asks why?"
+    assert len(out.char_probs) == len(out.text)
+    assert [text[int(p)] for p in out.char_probs] == list(out.text)  # same characters' probs
+    assert tidy_text("TEL : 03-6093 2032") == "TEL : 03-6093 2032"  # colons left as printed
+    assert tidy_text("plain text") == "plain text"
