@@ -233,7 +233,7 @@ class TextSampler:
         r = self.rng
         toks: list[str] = []
         start = r.random() < 0.5
-        double = r.choice(('"', "“”"))
+        double = r.choice(('"', "“”", "“”"))
         while len(" ".join(toks)) < n:
             k = r.random()
             if k < 0.04:
@@ -252,10 +252,12 @@ class TextSampler:
             q = r.random()
             if q < 0.04:
                 t = f"({t}" if r.random() < 0.5 else f"{t})"
-            elif q < 0.07:
-                o, c = (double[0], double[-1]) if r.random() < 0.7 else ("‘", "’")
+            elif q < 0.09:
+                o, c = (double[0], double[-1]) if r.random() < 0.75 else ("‘", "’")
+                if r.random() < 0.2:  # old print sets a gap inside quotation marks
+                    o, c = o + " ", " " + c
                 t = f"{o}{t}" if r.random() < 0.5 else f"{t}{c}"
-            elif q < 0.08:
+            elif q < 0.10:
                 t = f"[{r.randint(1, 60)}]"
             p = r.random()
             if p < 0.06:
