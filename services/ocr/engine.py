@@ -52,6 +52,27 @@ class Page:
         return "\n".join(line.text for line in self.lines if line.text)
 
 
+#: A short reading (≤ this many characters) the recognizer is unsure of is not text.
+JUNK_MAX_CHARS = 8
+#: ... unsure: mean per-character probability under this.
+JUNK_MAX_MEAN_PROB = 0.6
+
+
+def is_junk(reading: Decoded) -> bool:
+    """A speck, an ornament or a bit of a picture that page analysis took for text.
+
+    They read as a few characters at low probability ('4ge', '[)', '•f' at 0.2-0.5), where
+    real text, even a lone page number, reads at 0.8 or more. Only short readings are judged,
+    so a hard but real line is never dropped.
+    """
+    text = reading.text.strip()
+    if not text:
+        return True
+    if len(text) > JUNK_MAX_CHARS or not reading.char_probs:
+        return False
+    return sum(reading.char_probs) / len(reading.char_probs) < JUNK_MAX_MEAN_PROB
+
+
 @dataclass(frozen=True)
 class PageCrops:
     """A page cut into line crops, waiting for the recognizer."""
@@ -61,6 +82,8 @@ class PageCrops:
     height: int
     crops: list[LineCrop]
     skew_deg: float = 0.0
+    #: Page mode: readings that are not text (:func:`is_junk`) are left out.
+    drop_junk: bool = False
 
     def assemble(self, readings: Sequence[Decoded]) -> Page:
         """Readings of :attr:`crops` (same order) → the page's text lines.
@@ -72,6 +95,8 @@ class PageCrops:
         lines: list[Line] = []
         row: int | None = None
         for crop, reading in zip(self.crops, readings, strict=True):
+            if self.drop_junk and is_junk(reading):
+                continue
             if lines and crop.row == row:
                 last = lines[-1]
                 text = tidy_text(f"{last.text} {reading.text}") if reading.text else last.text
@@ -147,7 +172,7 @@ class OCREngine:
             return PageCrops(number, w, h, [LineCrop((0, 0, w, h), page)])
         with stage_timer(self.name, "detect"):
             layout = analyze_page(page, self.layout_config)
-        return PageCrops(number, w, h, list(layout.lines), layout.skew_deg)
+        return PageCrops(number, w, h, list(layout.lines), layout.skew_deg, drop_junk=True)
 
     def recognize(self, crops: list[np.ndarray]) -> list[Decoded | Exception]:
         """One batch of crops through the recognizer (the batcher's model call)."""

@@ -210,3 +210,16 @@ def test_spacing_follows_english_and_keeps_probabilities_aligned() -> None:
     assert [text[int(p)] for p in out.char_probs] == list(out.text)  # same characters' probs
     assert tidy_text("TEL : 03-6093 2032") == "TEL : 03-6093 2032"  # colons left as printed
     assert tidy_text("plain text") == "plain text"
+
+
+def test_short_unsure_readings_are_junk_and_real_lines_are_not() -> None:
+    from docsum.ocr.engine import is_junk
+    from docsum.ocr.model.ctc import Decoded
+
+    def reading(text: str, p: float) -> Decoded:
+        return Decoded(text, p, tuple([p] * len(text)))
+
+    assert is_junk(reading("4ge", 0.3)) and is_junk(reading("[)", 0.5))  # bits of a picture
+    assert is_junk(reading("  ", 0.9))  # nothing read
+    assert not is_junk(reading("46", 0.95))  # a page number, read surely
+    assert not is_junk(reading("a long but hard line of text", 0.3))  # long: never dropped
