@@ -3,7 +3,7 @@
 Usage: python bench/ocr_bench.py [--out bench/results/ocr.json] [--skip-http]
                                  [--sets lines,pages,receipts]
 
-1. CER (rules of ../shared/data/README.md) of docsum and Tesseract on uw3-lines (248 lines),
+1. CER (rules of ../shared/README.md) of docsum and Tesseract on uw3-lines (248 lines),
    oldbooks-pages (every 3rd page: 38) and the SROIE receipt line crops, with each engine's
    throughput on 2 cores (docsum in-process and pipelined; Tesseract as 2 processes with
    OMP_THREAD_LIMIT=1). Tesseract is installed by scripts/install_tesseract.sh.

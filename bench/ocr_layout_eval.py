@@ -5,7 +5,7 @@ and analysis speed. A development script, not a test: the figures in the layout 
     python bench/ocr_layout_eval.py receipts [--split-gap 4.0] [--show DIR]
     python bench/ocr_layout_eval.py speed [--repeat 3]
 
-Page CER follows ../shared/data/README.md (NFKC, "-\\n" before a lower-case letter joined,
+Page CER follows ../shared/README.md (NFKC, "-\\n" before a lower-case letter joined,
 whitespace runs → one space; our page text = lines joined with "\\n"). The recognizer is the
 shipped CRNN (services/ocr/weights/crnn.pt) on one thread; its CER moves as training goes on,
 so compare layouts under the same weights.

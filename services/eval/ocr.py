@@ -1,6 +1,6 @@
 """CER of docsum's OCR — and of Tesseract, run beside it on the same files — on the dev sets.
 
-Scoring follows ../shared/data/README.md so figures compare:
+Scoring follows ../shared/README.md so figures compare:
 
 * CER = total Levenshtein edits / total reference characters, in percent.
 * Lines: NFKC, whitespace runs → one space, strip.

@@ -1,6 +1,6 @@
 """ROUGE of docsum's summaries and of lead-k on the dev files' formats.
 
-Scoring follows ../shared/data/README.md so figures compare: Google's rouge-score, F1 × 100,
+Scoring follows ../shared/README.md so figures compare: Google's rouge-score, F1 × 100,
 stemming on, ROUGE-1, ROUGE-2 and ROUGE-Lsum over newline-separated sentences, the best over
 references where a document has several. Lead-k takes the first k sentences of a pysbd split.
 """

@@ -212,7 +212,7 @@ def test_spacing_follows_english_and_keeps_probabilities_aligned() -> None:
     assert tidy_text("plain text") == "plain text"
 
 
-def test_short_unsure_readings_are_junk_and_real_lines_are_not() -> None:
+def test_unsure_readings_are_junk_and_real_lines_are_not() -> None:
     from docsum.ocr.engine import is_junk
     from docsum.ocr.model.ctc import Decoded
 
@@ -222,4 +222,5 @@ def test_short_unsure_readings_are_junk_and_real_lines_are_not() -> None:
     assert is_junk(reading("4ge", 0.3)) and is_junk(reading("[)", 0.5))  # bits of a picture
     assert is_junk(reading("  ", 0.9))  # nothing read
     assert not is_junk(reading("46", 0.95))  # a page number, read surely
-    assert not is_junk(reading("a long but hard line of text", 0.3))  # long: never dropped
+    assert is_junk(reading("UeRXACE=>aE2%^ S R", 0.37))  # a map's lettering
+    assert not is_junk(reading("a worn but real line of text", 0.85))
