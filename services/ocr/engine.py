@@ -61,7 +61,7 @@ def is_junk(reading: Decoded) -> bool:
 
     They read at a mean character probability of 0.1-0.6 ('4ge', '[)', 'UeRXACE=>aE2%^'),
     where real text, even a lone page number or a worn line, reads at 0.8 or more (all 114
-    old-books pages: no real line under 0.75).
+    old-books pages: every reading of over 8 characters under 0.75 was garbage).
     """
     if not reading.text.strip():
         return True
