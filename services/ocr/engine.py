@@ -65,8 +65,7 @@ def is_junk(reading: Decoded) -> bool:
     """
     if not reading.text.strip():
         return True
-    probs = reading.char_probs
-    return bool(probs) and sum(probs) / len(probs) < JUNK_MAX_MEAN_PROB
+    return bool(reading.char_probs) and reading.mean_char_prob < JUNK_MAX_MEAN_PROB
 
 
 @dataclass(frozen=True)

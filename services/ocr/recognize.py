@@ -49,7 +49,7 @@ def weights_version(path: Path, meta: dict[str, object]) -> str:
 
 def _score(d: Decoded) -> float:
     """How sure a reading is: mean character probability (blank probability when empty)."""
-    return float(np.mean(d.char_probs)) if d.char_probs else d.confidence * 0.5
+    return d.mean_char_prob if d.char_probs else d.confidence * 0.5
 
 
 class Recognizer:

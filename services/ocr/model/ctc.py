@@ -26,6 +26,11 @@ class Decoded:
     confidence: float
     char_probs: tuple[float, ...]
 
+    @property
+    def mean_char_prob(self) -> float:
+        """How sure the reading is on average: mean per-character probability (0 if empty)."""
+        return sum(self.char_probs) / len(self.char_probs) if self.char_probs else 0.0
+
 
 def greedy_decode(
     log_probs: torch.Tensor,

@@ -214,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     cfg = CRNNConfig(channels=tuple(int(c) for c in args.channels.split(",")), hidden=args.hidden)
     if args.init:
-        model, _, init_ck = load_checkpoint(args.init)
-        model = model.float()
+        model, _, init_ck = load_checkpoint(args.init)  # fp32 whatever it was stored as
         cfg = model.config
         init_meta = init_ck.get("meta", {})
         emit("init", path=str(args.init), step=init_meta.get("step"), cer=init_meta.get("cer"))
