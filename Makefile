@@ -14,7 +14,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor loadtest tesseract
+.PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor loadtest tesseract wrk
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -43,11 +43,14 @@ lint: setup ## ruff + mypy
 	@mkdir -p build/mypy && ln -sfn ../../services build/mypy/docsum
 	MYPYPATH=build/mypy $(VENV)/bin/mypy -p docsum
 
-bench: setup tesseract ## the benchmarks behind the README's figures
+bench: setup tesseract wrk ## the benchmarks behind the README's figures
 	$(PY) bench/summarize_quality.py
 	$(PY) bench/summarize_speed.py
 	$(PY) bench/ocr_bench.py
 	$(PY) bench/gateway_overhead.py
+
+wrk: ## wrk (the load generator of the gateway's throughput figure) into .tools/wrk, no root
+	bash scripts/install_wrk.sh
 
 tesseract: ## Tesseract 5.3 (the OCR peer of the benchmarks) into .tools/tesseract, no root
 	bash scripts/install_tesseract.sh

@@ -8,6 +8,7 @@ are answered in the same shape, so a client has one error format to parse.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
 
 from .logs import request_id_var
 
@@ -134,6 +136,31 @@ def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:
     return {"error": err}
 
 
+def error_json(code: str, message: str, **details: Any) -> bytes:
+    """:func:`error_body` as bytes, written as FastAPI's JSONResponse writes it."""
+    body = error_body(code, message, **details)
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _log_server_side(exc: DocsumError) -> None:
+    if exc.status >= 500:
+        log.warning("request failed", extra={"error_code": exc.code, "detail": exc.message})
+
+
+async def send_error(send: Send, exc: DocsumError) -> None:
+    """Answer ``exc`` in plain ASGI, as the handlers below do, for code that runs before
+    FastAPI's routing (the gateway's key check and its pass-through route)."""
+    _log_server_side(exc)
+    body = error_json(exc.code, exc.message, **exc.details)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def _http_code(status: int) -> str:
     return {
         400: "bad_request",
@@ -168,8 +195,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_docsum(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DocsumError)
-        if exc.status >= 500:
-            log.warning("request failed", extra={"error_code": exc.code, "detail": exc.message})
+        _log_server_side(exc)
         return JSONResponse(
             error_body(exc.code, exc.message, **exc.details),
             status_code=exc.status,

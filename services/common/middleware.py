@@ -7,7 +7,6 @@ where the whole overhead budget is a millisecond.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -16,7 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
-from .errors import DocsumError, PayloadTooLarge, error_body
+from .errors import DocsumError, PayloadTooLarge, error_json
 from .logs import new_request_id, request_id_var
 
 log = logging.getLogger("docsum.access")
@@ -164,7 +163,7 @@ class RequestMiddleware:
     async def _send_error(
         send: Send, rid: str, status: int, code: str, message: str, close: bool = False
     ) -> None:
-        body = json.dumps(error_body(code, message)).encode()
+        body = error_json(code, message)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -61,6 +61,11 @@ def create_app(
         description=description,
         lifespan=lifespan,
         responses=ERROR_RESPONSES,
+        telemetry={
+            "tracing": settings.opentelemetry,
+            "metrics": settings.opentelemetry,
+            "logs": settings.opentelemetry,
+        },
     )
     install_error_handlers(app)
     app.add_middleware(

@@ -39,6 +39,10 @@ class ServiceSettings(BaseSettings):
     #: Open connections plus in-flight requests past which new ones get 503 at once (uvicorn's
     #: ``limit_concurrency``): a last guard on memory; the batchers' queues refuse work first.
     max_concurrency: int = Field(1000, ge=1)
+    #: FastAPI's own OpenTelemetry (spans, metrics and logs, sent where the standard OTEL_*
+    #: variables say). Off by default: docsum's metrics are Prometheus', its logs JSON lines,
+    #: and the check alone costs ~5 % of a cheap request's CPU.
+    opentelemetry: bool = False
 
 
 class BatchSettings(BaseModel):

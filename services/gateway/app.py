@@ -18,8 +18,9 @@ from starlette.middleware.cors import CORSMiddleware
 from ..common.health import Health
 from ..common.service import create_app
 from .guard import ApiGuard
+from .passthrough import Lane, PassThrough
 from .pins import HEADER
-from .routes import api_router
+from .routes import SUMMARIZE_PATH, api_router
 from .settings import GatewaySettings
 from .state import ConfigError, Gateway
 
@@ -76,9 +77,15 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", HEADER, "Retry-After"],
             max_age=600,
         )
-    app.include_router(api_router(gateway))
-    # Inside the kit's request middleware (added first by create_app), before routing.
-    app.user_middleware.append(Middleware(ApiGuard, gateway=gateway, routes=app.routes))
+    api = api_router(gateway)
+    app.include_router(api)
+    # Inside the kit's request middleware (added first by create_app), before routing: the
+    # key check, then the JSON pass-through lane. Both name the request by the API router's
+    # own routes (an included router is one opaque route in app.routes).
+    app.user_middleware.append(Middleware(ApiGuard, gateway=gateway, routes=api.routes))
+    summarize = next(r for r in api.routes if getattr(r, "path", "") == "/api/v1/summarize")
+    lane = Lane(summarize, gateway.upstreams["summarizer"], SUMMARIZE_PATH)
+    app.user_middleware.append(Middleware(PassThrough, lanes=[lane]))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.gateway = gateway
     return app

@@ -8,13 +8,12 @@ per proxied call).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..common.errors import DocsumError, error_body
+from ..common.errors import DocsumError, send_error
 from .auth import presented_key
 from .state import Gateway
 
@@ -57,11 +56,4 @@ class ApiGuard:
             if route.matches(scope)[0] is Match.FULL:
                 scope["route"] = route
                 break
-        body = json.dumps(error_body(exc.code, exc.message, **exc.details)).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            *((k.lower().encode(), v.encode()) for k, v in exc.headers.items()),
-        ]
-        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, exc)

@@ -12,11 +12,15 @@ from starlette.datastructures import UploadFile
 from ..common.errors import BadRequest, ErrorBody, UnsupportedMediaType
 from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from ..summarizer.schemas import SummarizeRequest, SummarizeResponse
+from .passthrough import forward_json, media_type
 from .pins import HEADER, parse_pins
 from .pipeline import SummaryParams, UpstreamAnswered
 from .schemas import DocumentSummary
 from .state import Gateway
 from .upstreams import UpstreamResponse
+
+#: The summarizer's route behind ``/api/v1/summarize``.
+SUMMARIZE_PATH = "/v1/summarize"
 
 
 def _multipart(fields: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +57,7 @@ def _passed_on(r: UpstreamResponse) -> Response:
 
 
 def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type(request.headers.get("content-type"))
 
 
 async def _upload(request: Request) -> tuple[UploadFile, dict[str, str]]:
@@ -127,18 +131,16 @@ def api_router(gateway: Gateway) -> APIRouter:
         responses={200: {"model": SummarizeResponse}},
     )
     async def summarize(request: Request) -> Response:
+        # JSON bodies are forwarded before routing, by ``passthrough.PassThrough``; this
+        # endpoint answers the rest (415) and serves JSON only where that lane is not mounted.
         if _media_type(request) != "application/json":
             raise UnsupportedMediaType(
                 "send the text as JSON with 'content-type: application/json': "
                 '{"text": "...", "max_sentences": 3}'
             )
         body = await request.body()
-        r = await upstreams["summarizer"].call(
-            "POST",
-            "/v1/summarize",
-            content=body,
-            content_type="application/json",
-            pin=parse_pins(request.headers.get(HEADER)).for_upstream("summarizer"),
+        r = await forward_json(
+            upstreams["summarizer"], SUMMARIZE_PATH, body, request.headers.get(HEADER)
         )
         return _passed_on(r)
 

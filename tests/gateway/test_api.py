@@ -52,11 +52,25 @@ def test_summarize_goes_through_with_the_request_id(
     # Client errors of the upstream come back as they are (422 with its message).
     r = _post(gateway_service, "/api/v1/summarize", json={"text": " "})
     assert r.status_code == 422 and "text is empty" in r.json()["error"]["message"]
+    # The pass-through lane answers under the route's name, like every routed request.
+    ok = {"route": "/api/v1/summarize", "method": "POST", "status": "200"}
+    assert counter(gateway_service, "docsum_http_requests_total", **ok) >= 1
+    # A JSON media type with parameters is still JSON; a malformed pin is the gateway's 400.
+    r = _post(
+        gateway_service,
+        "/api/v1/summarize",
+        content=b'{"text": "One sentence here."}',
+        headers={"content-type": "Application/JSON; charset=utf-8", "X-Docsum-Backend": "x="},
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
+    assert r.headers["x-request-id"] == r.json()["error"]["request_id"]
 
 
 def test_api_key_required(gateway_service: LiveService) -> None:
     url = f"{gateway_service.url}/api/v1/summarize"
     before = counter(gateway_service, "docsum_gateway_auth_failures_total")
+    refused = {"route": "/api/v1/summarize", "method": "POST", "status": "401"}
+    counted = counter(gateway_service, "docsum_http_requests_total", **refused)
     for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
         r = httpx.post(url, json={"text": TEXT}, headers=headers, timeout=30)
         assert r.status_code == 401
@@ -66,6 +80,8 @@ def test_api_key_required(gateway_service: LiveService) -> None:
     r = httpx.post(url, json={"text": TEXT}, headers={"Authorization": f"Bearer {key}"}, timeout=30)
     assert r.status_code == 200
     assert counter(gateway_service, "docsum_gateway_auth_failures_total") == before + 3
+    # Refused before routing, yet counted under the route's template (not "unmatched").
+    assert counter(gateway_service, "docsum_http_requests_total", **refused) == counted + 3
     assert key not in (gateway_service.logs())  # the key is never logged
 
 
