@@ -91,6 +91,8 @@ class RougeScorer:
         self._scorer = rouge_scorer.RougeScorer(list(METRICS), use_stemmer=True)
         self._sums = dict.fromkeys(METRICS, 0.0)
         self.count = 0
+        #: Each document's ROUGE-1 (F1 × 100), for paired comparisons.
+        self.rouge1: list[float] = []
 
     def add(self, summary: list[str], references: list[list[str]]) -> None:
         pred = "\n".join(summary)
@@ -102,9 +104,28 @@ class RougeScorer:
         for m in METRICS:
             self._sums[m] += best[m]
         self.count += 1
+        self.rouge1.append(100 * best["rouge1"])
 
     def result(self) -> dict[str, float]:
         return {m: round(100 * self._sums[m] / max(1, self.count), 2) for m in METRICS}
+
+
+def paired_interval(
+    a: list[float], b: list[float], resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """Mean of ``a − b`` over documents and its 95 % bootstrap interval (paired resampling)."""
+    import numpy as np
+
+    diff = np.asarray(a) - np.asarray(b)
+    if diff.size == 0:
+        return {"mean": None, "ci95": None}
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {
+        "mean": round(float(diff.mean()), 2),
+        "ci95": [round(float(low), 2), round(float(high), 2)],
+    }
 
 
 def lead(text: str, k: int) -> list[str]:
@@ -142,5 +163,6 @@ def evaluate(path: Path, k: int | None, summarizer: Any, batch_size: int = 16) -
         "k": k,
         "docsum": ours.result(),
         f"lead-{k}": baseline.result(),
+        f"rouge1_minus_lead-{k}": paired_interval(ours.rouge1, baseline.rouge1),
         "docs_per_s": round(len(examples) / seconds, 2) if seconds else None,
     }

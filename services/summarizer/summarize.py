@@ -101,6 +101,7 @@ class Summarizer:
             max_tokens=self.settings.max_tokens,
             batch_size=self.settings.encode_batch_size,
             batch_tokens=self.settings.encode_batch_tokens,
+            threads=self.settings.torch_threads,
         )
         self.version = f"{METHOD_VERSION}+{_weights_digest(path)}"
         log.info(

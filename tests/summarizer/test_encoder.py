@@ -77,3 +77,21 @@ def test_bf16_weights_stay_close_to_fp32(fp32: SentenceEncoder) -> None:
     assert next(bf16.model.parameters()).dtype == torch.bfloat16  # held in bf16, not cast
     cosine = (bf16.encode(SENTENCES) * fp32.encode(SENTENCES)).sum(1)
     assert cosine.min() > 0.995
+
+
+def test_int8_runs_through_onnx_runtime_close_to_fp32(fp32: SentenceEncoder) -> None:
+    int8 = SentenceEncoder(bundled_model_path(), device="cpu", precision="int8")
+    assert int8.precision == "int8" and int8.packed is None and int8.batch_tokens == 2048
+    got = int8.encode(SENTENCES)
+    assert got.shape == (len(SENTENCES), fp32.dim) and got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
+    cosine = (got * fp32.encode(SENTENCES)).sum(1)
+    assert cosine.min() > 0.95 and cosine.mean() > 0.98
+    # Alone, a sentence is quantized by its own range: close to itself among companions.
+    assert float(int8.encode([SENTENCES[4]])[0] @ got[4]) > 0.98
+    assert int8.encode([]).shape == (0, fp32.dim)
+
+
+def test_int8_is_refused_on_cuda() -> None:
+    with pytest.raises(ValueError, match="int8 runs on the CPU"):
+        SentenceEncoder(bundled_model_path(), device="cuda", precision="int8")
