@@ -58,7 +58,7 @@ class SentenceEncoder:
         if self.dtype is not None:
             self.model.to(self.dtype)
         self.dim = int(self.model.config.hidden_size)
-        self.int8 = int8.quantized_session(self.model, threads) if precision == "int8" else None
+        self.int8 = int8.quantized_session(model_path, threads) if precision == "int8" else None
         packs = self.int8 is None and packed.supports(self.model)
         self.packed = packed.PackedBert(self.model) if packs else None
 
