@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,7 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         from .common.logs import configure_logging
 
         configure_logging("cli", "INFO")
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except BrokenPipeError:
+        # The reader went away (`docsum summarize --jsonl big.jsonl | head`): stop quietly,
+        # with stdout pointed where Python's exit-time flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
 
 
 if __name__ == "__main__":

@@ -55,3 +55,21 @@ def test_jsonl_keeps_order_and_fails_bad_lines_alone(tmp_path: Path) -> None:
     assert "not JSON" in got[1]["error"] and "text" in got[3]["error"]
     assert got[4]["summary"] == "One sentence only."
     assert "summarized 5 documents (2 failed)" in out.stderr
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(tmp_path: Path) -> None:
+    # `docsum summarize --jsonl big.jsonl | head -1`: no traceback, the shell's SIGPIPE status.
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": n, "text": DOC}) + "\n" for n in range(400)))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "docsum.cli", "summarize", "--jsonl", str(path), "--batch", "8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=300)
+    assert first["id"] == 0 and first["summary"]
+    assert proc.returncode == 141
+    assert b"Traceback" not in err
