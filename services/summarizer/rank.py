@@ -11,7 +11,9 @@ centrality against similarity to what was already picked (``redundancy``). Pure 
 Two parameter sets are used (see settings): long documents (news) rank best with a strong
 penalty on repeating earlier text and every edge kept — the text's own order carries the lead;
 short ones (abstracts, a few sentences) with no order penalty and only strong edges kept, so
-the sentence most of the others elaborate on wins. ``bench/tune_rank.py`` shows the grid.
+the sentence most of the others elaborate on wins. They were picked from a small grid
+(backward weight × threshold × redundancy) for doing well across news and science together,
+not for the top of one dev file (the grid script is in git history: bench/tune_rank.py).
 """
 
 from __future__ import annotations
