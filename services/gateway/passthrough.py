@@ -40,7 +40,9 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-async def forward_json(upstream: Upstream, path: str, body: bytes, pins: str | None) -> Any:
+async def forward_json(
+    upstream: Upstream, path: str, body: bytes, pins: str | None
+) -> UpstreamResponse:
     """Send a JSON body to ``upstream`` (pinned by the ``X-Docsum-Backend`` value ``pins``)."""
     return await upstream.call(
         "POST",
