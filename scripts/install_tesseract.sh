@@ -10,19 +10,10 @@ BIN="$DEST/bin/tesseract"
 if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
     echo "tesseract: $BIN"; exit 0
 fi
-command -v apt-get >/dev/null || { echo "apt-get is needed to fetch Tesseract" >&2; exit 1; }
-work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-cd "$work"
-pkgs=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd libtesseract5 liblept5)
-# Shared libraries Tesseract links that a slim system may lack.
-for lib in libwebpmux3 libopenjp2-7 libarchive13 libgif7 libwebp7 libtiff6 libgomp1 libcurl4; do
-    so=$(dpkg -L "$lib" 2>/dev/null | grep -m1 '\.so\.' || true)
-    [ -n "$so" ] && [ -e "$so" ] || pkgs+=("$lib")
-done
-echo "tesseract: downloading ${pkgs[*]}"
-apt-get download "${pkgs[@]}" >/dev/null 2>&1 || apt-get download "${pkgs[@]}"
-rm -rf "$DEST"; mkdir -p "$DEST/bin"
-for deb in ./*.deb; do dpkg-deb -x "$deb" "$DEST/root"; done
+source "$ROOT/scripts/apt_unpack.sh"
+# Shared libraries Tesseract links that a slim system may lack are unpacked beside it.
+mapfile -t libs < <(missing_libs libwebpmux3 libopenjp2-7 libarchive13 libgif7 libwebp7 libtiff6 libgomp1 libcurl4)
+unpack_debs "$DEST" tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd libtesseract5 liblept5 "${libs[@]}"
 tessdata=$(dirname "$(find "$DEST/root" -name eng.traineddata | head -1)")
 cat > "$BIN" <<WRAP
 #!/bin/sh

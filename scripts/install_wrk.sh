@@ -8,26 +8,19 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DEST="$ROOT/.tools/wrk"
 BIN="$DEST/bin/wrk"
-if [ -x "$BIN" ] && "$BIN" --version 2>&1 | grep -q '^wrk'; then
+# `wrk --version` prints its banner and usage, then exits 1.
+version() { "$BIN" --version 2>&1 | head -1 || true; }
+if [ -x "$BIN" ] && [[ "$(version)" == wrk* ]]; then
     echo "wrk: $BIN"; exit 0
 fi
-command -v apt-get >/dev/null || { echo "apt-get is needed to fetch wrk" >&2; exit 1; }
-work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
-cd "$work"
-pkgs=(wrk)
-for lib in libluajit-5.1-2 libluajit-5.1-common; do
-    so=$(dpkg -L "$lib" 2>/dev/null | grep -m1 '\.so\.' || true)
-    [ -n "$so" ] && [ -e "$so" ] || pkgs+=("$lib")
-done
-echo "wrk: downloading ${pkgs[*]}"
-apt-get download "${pkgs[@]}" >/dev/null 2>&1 || apt-get download "${pkgs[@]}"
-rm -rf "$DEST"; mkdir -p "$DEST/bin"
-for deb in ./*.deb; do dpkg-deb -x "$deb" "$DEST/root"; done
+source "$ROOT/scripts/apt_unpack.sh"
+mapfile -t libs < <(missing_libs libluajit-5.1-2 libluajit-5.1-common)
+unpack_debs "$DEST" wrk "${libs[@]}"
 cat > "$BIN" <<WRAP
 #!/bin/sh
 export LD_LIBRARY_PATH="$DEST/root/usr/lib/x86_64-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 exec "$DEST/root/usr/bin/wrk" "\$@"
 WRAP
 chmod +x "$BIN"
-"$BIN" --version 2>&1 | head -1
+[[ "$(version)" == wrk* ]] || { echo "wrk does not run: $(version)" >&2; exit 1; }
 echo "wrk: $BIN"
