@@ -53,12 +53,14 @@ class SentenceEncoder:
         if not (model_path / "config.json").is_file():
             raise FileNotFoundError(f"no model checkpoint (config.json) in {model_path}")
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_path), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(model_path), local_files_only=True)
+        # int8 exports the model: plain attention is the graph ONNX Runtime fuses (int8.py).
+        eager = {"attn_implementation": "eager"} if precision == "int8" else {}
+        self.model = AutoModel.from_pretrained(str(model_path), local_files_only=True, **eager)
         self.model.eval().to(self.device)
         if self.dtype is not None:
             self.model.to(self.dtype)
         self.dim = int(self.model.config.hidden_size)
-        self.int8 = int8.quantized_session(model_path, threads) if precision == "int8" else None
+        self.int8 = int8.quantized_session(self.model, threads) if precision == "int8" else None
         packs = self.int8 is None and packed.supports(self.model)
         self.packed = packed.PackedBert(self.model) if packs else None
 
