@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from .heap import retain_freed_memory
+
 log = logging.getLogger(__name__)
 
 
@@ -48,9 +50,10 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
-def configure_threads(threads: int) -> None:
-    """Set torch's intra-op threads (0 keeps torch's default of one per core), and hold
-    numpy's BLAS to one thread.
+def configure_runtime(threads: int) -> None:
+    """Set up the process for a model: torch's intra-op threads (0 keeps torch's default of
+    one per core), numpy's BLAS held to one thread, and freed memory kept for reuse
+    (:mod:`.heap`).
 
     The model services' numpy work is small (a document's sentence similarities, page
     geometry), but OpenBLAS wakes a thread per core for it, and those threads keep spinning
@@ -62,3 +65,4 @@ def configure_threads(threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
+    retain_freed_memory()

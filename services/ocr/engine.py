@@ -18,7 +18,7 @@ from typing import Literal, TypeVar
 import numpy as np
 
 from ..common.metrics import stage_timer
-from ..common.torch_device import configure_threads
+from ..common.torch_device import configure_runtime
 from .layout import LayoutConfig, LineCrop, analyze_page
 from .metrics import OCR_LINES, OCR_PAGES
 from .model.ctc import Decoded
@@ -140,7 +140,7 @@ class OCREngine:
         return str(self.recognizer.device)
 
     def load(self) -> None:
-        configure_threads(self.settings.torch_threads)
+        configure_runtime(self.settings.torch_threads)
         self.recognizer.load()
 
     def warmup(self) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..common.errors import InvalidInput
 from ..common.metrics import stage_timer
-from ..common.torch_device import configure_threads
+from ..common.torch_device import configure_runtime
 from .encoder import SentenceEncoder
 from .rank import centrality, select
 from .sentences import Sentence, normalize, split_sentences
@@ -92,7 +92,7 @@ class Summarizer:
 
     def load(self) -> None:
         """Load the encoder from disk; the version names the exact weights."""
-        configure_threads(self.settings.torch_threads)
+        configure_runtime(self.settings.torch_threads)
         path = self.settings.resolved_model_path()
         self.encoder = SentenceEncoder(
             path,
