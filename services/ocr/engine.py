@@ -126,7 +126,7 @@ class OCREngine:
             settings.weights,
             device=settings.device,
             precision=settings.precision,
-            forward_batch=settings.batch.max_batch_size,
+            forward_batch=settings.forward_batch_size,
             try_rotations=settings.try_rotations,
             ascii_only=settings.ascii,
         )

@@ -40,6 +40,11 @@ log = logging.getLogger(__name__)
 #: reading it turned only invites a confident wrong answer (SROIE line CER 8.79 → 8.64 %).
 TALL_RATIO = 3.0
 
+#: Line crops per forward pass when not set. On a CPU, 48 reads a typical page (30-45 lines)
+#: in one pass; passes of 16-32 run the LSTM's steps for too few lines, 64 and more gain
+#: nothing (bench/ocr_bench.py's HTTP figures). A GPU takes every crop of a call at once.
+DEFAULT_FORWARD_BATCH = {"cpu": 48, "cuda": 256}
+
 
 def weights_version(path: Path, meta: dict[str, object]) -> str:
     """``crnn-s<step>+<sha256[:12]>``: which training step, and exactly which bytes."""
@@ -63,14 +68,14 @@ class Recognizer:
         *,
         device: str = "auto",
         precision: str = "auto",
-        forward_batch: int = 64,
+        forward_batch: int | None = None,
         try_rotations: bool = True,
         ascii_only: bool = False,
     ) -> None:
         self.weights = Path(weights)
         self.device = resolve_device(device)
         self.dtype = autocast_dtype(self.device, precision)
-        self.forward_batch = forward_batch
+        self.forward_batch = forward_batch or DEFAULT_FORWARD_BATCH.get(self.device.type, 64)
         self.try_rotations = try_rotations
         self.ascii_only = ascii_only
         self.version = "unloaded"

@@ -130,6 +130,16 @@ def test_width_buckets_group_similar_widths() -> None:
     assert [sorted(widths[i] for i in b) for b in buckets] == [[50, 55, 60], [390, 400, 410]]
 
 
+def test_width_buckets_are_even_and_cover_every_crop() -> None:
+    for n, size in [(33, 32), (64, 32), (65, 32), (1, 32), (7, 3), (100, 1)]:
+        buckets = width_buckets(list(range(n)), size)
+        sizes = [len(b) for b in buckets]
+        assert sorted(i for b in buckets for i in b) == list(range(n))
+        assert max(sizes) <= size and max(sizes) - min(sizes) <= 1, (n, size, sizes)
+        assert len(buckets) == -(-n // size)
+    assert width_buckets([], 8) == []
+
+
 def test_checkpoint_round_trip(tmp_path) -> None:
     torch.manual_seed(0)
     model = CRNN(CRNNConfig(channels=(8, 8, 16, 16, 16), hidden=16)).eval()

@@ -8,6 +8,7 @@ background, values in [0, 1]); output is ``[T, B, C]`` log-probabilities with
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import tempfile
 from collections.abc import Sequence
@@ -173,9 +174,19 @@ def batch_lines(lines: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor
 
 
 def width_buckets(widths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar width (sorted), so little compute goes to padding."""
+    """Indices grouped into batches of similar width (sorted), so little compute goes to padding.
+
+    The batches are of even size (33 crops at 32 a batch: 17 + 16, not 32 + 1).
+    """
     order = sorted(range(len(widths)), key=lambda i: widths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if not order:
+        return []
+    passes = -(-len(order) // batch_size)
+    base, extra = divmod(len(order), passes)
+    bounds = [0]
+    for p in range(passes):
+        bounds.append(bounds[-1] + base + (p < extra))
+    return [order[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def save_checkpoint(
