@@ -1,8 +1,7 @@
-"""Freed memory kept for reuse: a forward pass that repeats no longer faults its pages in."""
+"""Freed memory kept for reuse: a repeated round of allocations no longer faults its pages in."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import textwrap
@@ -13,25 +12,28 @@ from docsum.common.heap import retain_freed_memory
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc")
 
-# Encode the same sentences three times with the bundled encoder; report the page faults of
-# the last pass. Run in a fresh process: malloc's settings cannot be undone.
+# A forward pass in small: four 8 MB activations allocated, written and freed, ten times over.
+# glibc's defaults give the freed top of the heap back to the kernel (it is past the trim
+# threshold), so each round faults its pages in again. Run in a fresh process: malloc's
+# settings cannot be undone. Prints the page faults of the ten rounds.
 _SCRIPT = textwrap.dedent(
     """
-    import json, resource, sys
+    import resource, sys
+    import numpy as np
     from docsum.common.heap import retain_freed_memory
-    from docsum.summarizer.encoder import SentenceEncoder
-    from docsum.summarizer.settings import bundled_model_path
 
     if sys.argv[1] == "retain":
         assert retain_freed_memory()
-    encoder = SentenceEncoder(bundled_model_path(), device="cpu", precision="fp32", threads=1)
-    words = "the council approved a budget for schools roads and parks after a long debate".split()
-    sentences = [" ".join(words[i % 7 :] + words[: i % 5]) * (1 + i % 3) for i in range(240)]
-    for _ in range(2):
-        encoder.encode(sentences)
+
+    def one_round():
+        blocks = [np.ones(8 << 20, np.uint8) for _ in range(4)]
+        del blocks
+
+    one_round(); one_round()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    encoder.encode(sentences)
-    print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before))
+    for _ in range(10):
+        one_round()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     """
 )
 
@@ -40,13 +42,15 @@ def _faults(mode: str) -> int:
     out = subprocess.run(
         [sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, check=True
     )
-    return int(json.loads(out.stdout.strip().splitlines()[-1]))
+    return int(out.stdout.strip().splitlines()[-1])
 
 
 def test_glibc_takes_the_settings() -> None:
     assert retain_freed_memory() is True
 
 
-def test_a_repeated_forward_pass_reuses_its_memory() -> None:
+def test_a_repeated_round_of_allocations_reuses_its_memory() -> None:
     kept, given_back = _faults("retain"), _faults("default")
-    assert kept * 10 < given_back, (kept, given_back)
+    # 10 rounds × 32 MB is 80,000 pages; glibc's defaults fault in tens of thousands of them.
+    assert given_back > 5_000, given_back
+    assert kept < given_back / 20, (kept, given_back)
