@@ -6,7 +6,8 @@ similarity to sentences before it counts against it (``backward_weight`` < 0) â€
 that later text elaborates on is central, one that only repeats earlier text is not. Edges
 below a threshold, set between the smallest and largest similarity by ``threshold``, are
 dropped, so only strong links count. Selection is then greedy MMR: each pick trades
-centrality against similarity to what was already picked (``redundancy``). Pure numpy.
+centrality against similarity to what was already picked (``redundancy``); very short
+sentences and pieces of a quotation are held back until nothing else is left. Pure numpy.
 
 Two parameter sets are used (see settings): long documents (news) rank best with a strong
 penalty on repeating earlier text and every edge kept â€” the text's own order carries the lead;
@@ -37,6 +38,8 @@ class RankConfig:
     redundancy: float = 0.3
     #: Sentences with fewer words are picked only when nothing else is left.
     min_words: int = 5
+    #: Pieces of a quotation cut by the sentence splitter, too (sentences.quote_fragment).
+    quote_fragments_last: bool = True
 
 
 def centrality(sim: np.ndarray, cfg: RankConfig) -> np.ndarray:
@@ -59,13 +62,24 @@ def centrality(sim: np.ndarray, cfg: RankConfig) -> np.ndarray:
 
 
 def select(
-    scores: np.ndarray, sim: np.ndarray, k: int, words: list[int], cfg: RankConfig
+    scores: np.ndarray,
+    sim: np.ndarray,
+    k: int,
+    words: list[int],
+    cfg: RankConfig,
+    fragments: list[bool] | None = None,
 ) -> list[int]:
-    """Pick ``k`` sentence indices by MMR over ``scores``; returned in document order."""
+    """Pick ``k`` sentence indices by MMR over ``scores``; returned in document order.
+
+    Sentences under ``cfg.min_words`` words, and those flagged in ``fragments`` (pieces of a
+    quotation) when ``cfg.quote_fragments_last``, are picked only when nothing else is left.
+    """
     n = len(scores)
     k = max(0, min(k, n))
-    eligible = [i for i in range(n) if words[i] >= cfg.min_words]
-    spare = [i for i in range(n) if words[i] < cfg.min_words]
+    flagged = fragments if fragments is not None and cfg.quote_fragments_last else [False] * n
+    held_back = [words[i] < cfg.min_words or flagged[i] for i in range(n)]
+    eligible = [i for i in range(n) if not held_back[i]]
+    spare = [i for i in range(n) if held_back[i]]
     chosen: list[int] = []
     for pool in (eligible, spare):
         pool = list(pool)

@@ -34,6 +34,55 @@ class Sentence:
         """Words in the sentence (whitespace-separated tokens)."""
         return len(self.text.split())
 
+    @property
+    def quote_fragment(self) -> bool:
+        """Whether the sentence is a piece of a longer quotation (:func:`quote_fragment`)."""
+        return quote_fragment(self.text)
+
+
+#: Characters after which a quotation mark opens a quotation (besides space and the start).
+_QUOTE_OPENS_AFTER = "([—–-"
+
+
+def quote_fragment(text: str) -> bool:
+    """Whether ``text`` is a piece of a quotation that the splitter cut in two.
+
+    syntok splits quoted speech at its full stops: ‘That’s how football works. I know what
+    to expect,’ he said. comes out as two sentences, the first leaving its quotation open,
+    the second closing one it never opened (16 % of the sentences of CNN/DailyMail articles,
+    13 % of BBC ones). Either piece alone misquotes: the first has no speaker, the second no
+    beginning. Apostrophes (I’ve, don't, the Joneses' house) are told apart from quotation
+    marks by what is around them.
+    """
+    state: str | None = None  # the quotation open at this point: '"', "'" or None
+    closes_unopened = False
+    for i, ch in enumerate(text):
+        before = text[i - 1] if i else " "
+        after = text[i + 1] if i + 1 < len(text) else " "
+        if ch == "“":
+            state = '"'
+        elif ch == "”" or (ch == '"' and state == '"'):
+            closes_unopened = closes_unopened or state is None
+            state = None
+        elif ch == '"':
+            if i and not before.isspace() and not after.isalnum():
+                closes_unopened = True  # ..., she said," or a quotation's last word."
+            else:
+                state = '"'
+        elif (
+            ch in "‘'"
+            and state is None
+            and (before.isspace() or before in _QUOTE_OPENS_AFTER)
+            and after.isalnum()
+        ):
+            state = "'"
+        elif ch in "'’" and not before.isspace() and not after.isalpha():
+            if state == "'":
+                state = None
+            elif before in ".,!?":
+                closes_unopened = True  # ...works,’ he said.
+    return closes_unopened or state is not None
+
 
 def normalize(text: str) -> str:
     """Mend line-broken text: join hyphenated words, unwrap lines, keep paragraphs."""

@@ -26,7 +26,7 @@ from .settings import SummarizerSettings
 log = logging.getLogger(__name__)
 
 #: Bumped when the method (not the encoder) changes what summaries come out.
-METHOD_VERSION = "pacsum-mmr-1"
+METHOD_VERSION = "pacsum-mmr-2"
 
 
 @dataclass(frozen=True)
@@ -151,5 +151,6 @@ class Summarizer:
         config = self.settings.rank_short if short else self.settings.rank
         sim = vectors @ vectors.T
         scores = centrality(sim, config)
-        chosen = select(scores, sim, k, [s.words for s in doc], config)
+        words, fragments = [s.words for s in doc], [s.quote_fragment for s in doc]
+        chosen = select(scores, sim, k, words, config, fragments)
         return Summary([ScoredSentence(i, doc[i].text, round(float(scores[i]), 4)) for i in chosen])

@@ -60,3 +60,13 @@ def test_summary_length_takes_the_tighter_limit() -> None:
     assert summary_length(20, None, 0.5, default=3) == 10
     assert summary_length(20, 4, 0.5, default=3) == 4
     assert summary_length(20, None, 0.01, default=3) == 1
+
+
+def test_pieces_of_a_quotation_are_picked_only_when_nothing_else_is_left() -> None:
+    sim = np.eye(3, dtype=np.float32)
+    scores = np.array([1.0, 0.2, 0.1], dtype=np.float32)
+    fragments = [True, False, False]
+    assert select(scores, sim, 1, [12, 12, 12], RankConfig(), fragments) == [1]
+    assert select(scores, sim, 3, [12, 12, 12], RankConfig(), fragments) == [0, 1, 2]
+    off = RankConfig(quote_fragments_last=False)
+    assert select(scores, sim, 1, [12, 12, 12], off, fragments) == [0]

@@ -37,3 +37,24 @@ def test_ocr_line_breaks_and_hyphenation_are_mended() -> None:
 def test_limit_and_text_without_words() -> None:
     assert len(split_sentences("It rained. We left. They stayed. Then it stopped.", limit=2)) == 2
     assert split_sentences("... --- !!!") == []
+
+
+def test_pieces_of_a_quotation_cut_by_the_splitter_are_flagged() -> None:
+    text = (
+        "‘That’s how football works. I’ve got broad shoulders and I know what to expect,’ "
+        'he said. "We know where to look. We know how to look," she said. '
+        "'We came here for vacation. We're no heroes,' he added. "
+        "The Joneses' house burned. He said: \"It's great.\" She didn't say 'no' to it."
+    )
+    flagged = {s.text: s.quote_fragment for s in split_sentences(normalize(text))}
+    assert flagged == {
+        "‘That’s how football works.": True,  # opens, never closes
+        "I’ve got broad shoulders and I know what to expect,’ he said.": True,  # closes only
+        '"We know where to look.': True,
+        'We know how to look," she said.': True,
+        "'We came here for vacation.": True,
+        "We're no heroes,' he added.": True,
+        "The Joneses' house burned.": False,  # a possessive, not a quotation mark
+        'He said: "It\'s great."': False,
+        "She didn't say 'no' to it.": False,
+    }
