@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
 from typing import Any, Protocol
@@ -79,16 +79,21 @@ def create_app(
     return app
 
 
-async def load_model(model: LoadableModel, health: Health) -> None:
-    """Load and warm ``model`` off the event loop, then mark the service ready.
+async def load_model(
+    model: LoadableModel,
+    health: Health,
+    run: Callable[[Callable[[], None]], Awaitable[None]] = asyncio.to_thread,
+) -> None:
+    """Load and warm ``model`` off the event loop (through ``run``: the thread its batches
+    will run on, see :meth:`DynamicBatcher.run_in_model_thread`), then mark it ready.
 
     /livez keeps answering meanwhile; a failure is recorded so /livez fails and the pod is
     restarted, with the reason in the log and in the probe's body.
     """
     health.detail = {"model": model.name, "version": model.version}
     try:
-        await asyncio.to_thread(model.load)
-        await asyncio.to_thread(model.warmup)
+        await run(model.load)
+        await run(model.warmup)
     except Exception as exc:
         health.failed = f"model {model.name} failed to load: {exc}"
         log.exception("model load failed", extra={"model": model.name})
@@ -106,10 +111,12 @@ async def model_lifespan(
     batchers: list[DynamicBatcher[Any, Any]],
     drain_timeout_s: float,
 ) -> AsyncIterator[None]:
-    """Start the batchers, load the model in the background; on the way out, drain."""
+    """Start the batchers, load the model in the background (on the first batcher's thread,
+    where its batches run); on the way out, drain."""
     for batcher in batchers:
         batcher.start()
-    loading = asyncio.create_task(load_model(model, health))
+    run = batchers[0].run_in_model_thread if batchers else asyncio.to_thread
+    loading = asyncio.create_task(load_model(model, health, run))
     try:
         yield
     finally:

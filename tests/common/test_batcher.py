@@ -102,3 +102,34 @@ async def test_close_finishes_queued_items_and_refuses_new_ones() -> None:
     assert [t.result() for t in tasks] == [0, 2, 4, 6, 8, 10]
     with pytest.raises(ShuttingDown):
         await b.submit(1)
+
+
+class ThreadedModel(Recorder):
+    """A Recorder that also notes the thread that loads and warms it up."""
+
+    name = "threaded"
+    version = "1"
+    device = "cpu"
+
+    def load(self) -> None:
+        self.threads.add(threading.current_thread().name)
+
+    def warmup(self) -> None:
+        self.threads.add(threading.current_thread().name)
+
+
+async def test_the_model_loads_warms_and_runs_on_one_thread() -> None:
+    from docsum.common.health import Health
+    from docsum.common.service import model_lifespan
+
+    model, health = ThreadedModel(), Health()
+    batcher: DynamicBatcher[int, int] = DynamicBatcher("test", model, BatchSettings())
+    async with model_lifespan(model, health, [batcher], drain_timeout_s=5):
+        for _ in range(200):
+            if health.ready:
+                break
+            await asyncio.sleep(0.01)
+        assert health.ready
+        assert await asyncio.gather(*(batcher.submit(i) for i in range(5))) == [0, 2, 4, 6, 8]
+    # One thread: OpenMP would otherwise keep a second worker team and stop spinning.
+    assert len(model.threads) == 1 and next(iter(model.threads)).startswith("batch-test")
