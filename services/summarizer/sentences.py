@@ -42,6 +42,7 @@ class Sentence:
 
 #: Characters after which a quotation mark opens a quotation (besides space and the start).
 _QUOTE_OPENS_AFTER = "([—–-"
+_QUOTE_MARKS = frozenset("\"“”‘’'")
 
 
 def quote_fragment(text: str) -> bool:
@@ -54,6 +55,8 @@ def quote_fragment(text: str) -> bool:
     beginning. Apostrophes (I’ve, don't, the Joneses' house) are told apart from quotation
     marks by what is around them.
     """
+    if _QUOTE_MARKS.isdisjoint(text):
+        return False
     state: str | None = None  # the quotation open at this point: '"', "'" or None
     closes_unopened = False
     for i, ch in enumerate(text):
