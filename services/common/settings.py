@@ -71,4 +71,7 @@ class ModelServiceSettings(ServiceSettings):
     device: str = "auto"
     #: Intra-op threads for torch on CPU; 0 means torch's default (one per core).
     torch_threads: int = Field(0, ge=0)
+    #: Keep freed memory in the heap for reuse (see common/heap.py): faster forward passes,
+    #: resident memory that stays at its peak.
+    keep_freed_memory: bool = True
     batch: BatchSettings = Field(default_factory=BatchSettings)

@@ -50,10 +50,10 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
-def configure_runtime(threads: int) -> None:
+def configure_runtime(threads: int, keep_freed_memory: bool = True) -> None:
     """Set up the process for a model: torch's intra-op threads (0 keeps torch's default of
-    one per core), numpy's BLAS held to one thread, and freed memory kept for reuse
-    (:mod:`.heap`).
+    one per core), numpy's BLAS held to one thread, and, if asked, freed memory kept for
+    reuse (:mod:`.heap`).
 
     The model services' numpy work is small (a document's sentence similarities, page
     geometry), but OpenBLAS wakes a thread per core for it, and those threads keep spinning
@@ -65,4 +65,5 @@ def configure_runtime(threads: int) -> None:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
-    retain_freed_memory()
+    if keep_freed_memory:
+        retain_freed_memory()

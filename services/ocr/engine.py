@@ -140,7 +140,7 @@ class OCREngine:
         return str(self.recognizer.device)
 
     def load(self) -> None:
-        configure_runtime(self.settings.torch_threads)
+        configure_runtime(self.settings.torch_threads, self.settings.keep_freed_memory)
         self.recognizer.load()
 
     def warmup(self) -> None:

@@ -51,5 +51,8 @@ class OCRSettings(ModelServiceSettings):
     #: Read crops taller than wide also turned 90° both ways and keep the surest reading.
     try_rotations: bool = True
     batch: LineBatchSettings = Field(default_factory=LineBatchSettings)
+    #: Off here: the recognizer's large activations are over malloc's mmap ceiling, so no gain
+    #: was measured, and decoded page images (tens of MB each) would stay resident.
+    keep_freed_memory: bool = False
     #: Line crops per forward pass; empty: 48 on a CPU, 256 on CUDA (recognize.py says why).
     forward_batch_size: int | None = Field(None, ge=1, le=1024)

@@ -92,7 +92,7 @@ class Summarizer:
 
     def load(self) -> None:
         """Load the encoder from disk; the version names the exact weights."""
-        configure_runtime(self.settings.torch_threads)
+        configure_runtime(self.settings.torch_threads, self.settings.keep_freed_memory)
         path = self.settings.resolved_model_path()
         self.encoder = SentenceEncoder(
             path,
