@@ -82,7 +82,7 @@ def create_app(
 async def load_model(
     model: LoadableModel,
     health: Health,
-    run: Callable[[Callable[[], None]], Awaitable[None]] = asyncio.to_thread,
+    run: Callable[[Callable[[], None]], Awaitable[None]],
 ) -> None:
     """Load and warm ``model`` off the event loop (through ``run``: the thread its batches
     will run on, see :meth:`DynamicBatcher.run_in_model_thread`), then mark it ready.

@@ -50,7 +50,7 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
-def configure_runtime(threads: int, keep_freed_memory: bool = True) -> None:
+def configure_runtime(threads: int, keep_freed_memory: bool) -> None:
     """Set up the process for a model: torch's intra-op threads (0 keeps torch's default of
     one per core), numpy's BLAS held to one thread, and, if asked, freed memory kept for
     reuse (:mod:`.heap`).

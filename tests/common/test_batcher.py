@@ -10,6 +10,8 @@ import pytest
 
 from docsum.common.batcher import DynamicBatcher
 from docsum.common.errors import Overloaded, ShuttingDown, Timeout
+from docsum.common.health import Health
+from docsum.common.service import model_lifespan
 from docsum.common.settings import BatchSettings
 
 
@@ -119,9 +121,6 @@ class ThreadedModel(Recorder):
 
 
 async def test_the_model_loads_warms_and_runs_on_one_thread() -> None:
-    from docsum.common.health import Health
-    from docsum.common.service import model_lifespan
-
     model, health = ThreadedModel(), Health()
     batcher: DynamicBatcher[int, int] = DynamicBatcher("test", model, BatchSettings())
     async with model_lifespan(model, health, [batcher], drain_timeout_s=5):

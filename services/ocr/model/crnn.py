@@ -183,9 +183,7 @@ def width_buckets(widths: Sequence[int], batch_size: int) -> list[list[int]]:
         return []
     passes = -(-len(order) // batch_size)
     base, extra = divmod(len(order), passes)
-    bounds = [0]
-    for p in range(passes):
-        bounds.append(bounds[-1] + base + (p < extra))
+    bounds = itertools.accumulate((base + (p < extra) for p in range(passes)), initial=0)
     return [order[a:b] for a, b in itertools.pairwise(bounds)]
 
 
