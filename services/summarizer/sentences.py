@@ -2,7 +2,9 @@
 
 syntok (rule-based, no downloaded data) splits; we keep each sentence's character offsets so
 the summary quotes the text exactly as given. Text from OCR arrives with line breaks in the
-middle of sentences and words hyphenated across lines; both are mended first.
+middle of sentences and words hyphenated across lines; both are mended first. Text scraped
+from web pages often has its paragraphs joined without a space ("...the scientific
+community.Dr Venter has..."): syntok reads that as one word, so such ends are cut after it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ _HYPHEN_BREAK = re.compile(r"(\w)-\n(?=[a-z])")
 _HYPHEN_KEEP = re.compile(r"(\w)-\n(?=[A-Z0-9])")
 # A single line break inside a paragraph becomes a space; blank lines stay paragraph breaks.
 _SOFT_BREAK = re.compile(r"(?<!\n)[ \t]*\n(?!\n)[ \t]*")
+# A sentence end glued to the next sentence: a lower-case word or a number, its full stop (or
+# ! ?) and maybe a closing quotation mark, then a capitalized word with no space between.
+# Two lower-case characters before the stop keep abbreviations (U.S.A, Mr.Smith, e.g.) whole.
+_GLUED_END = re.compile(r"[a-z0-9%]{2}[.!?]+[\"”’']?(?=[A-Z][a-z]*[\s,;:'’])")
 
 
 @dataclass(frozen=True)
@@ -105,12 +111,28 @@ def split_sentences(text: str, limit: int | None = None) -> list[Sentence]:
         for tokens in paragraph:
             if not tokens:
                 continue
-            start = tokens[0].offset
-            end = tokens[-1].offset + len(tokens[-1].value)
-            chunk = text[start:end].strip()
-            if not any(ch.isalnum() for ch in chunk):
-                continue
-            out.append(Sentence(len(out), chunk, start, end))
-            if limit is not None and len(out) >= limit:
-                return out
+            first = tokens[0].offset
+            for start, end in _unglued(text, first, tokens[-1].offset + len(tokens[-1].value)):
+                chunk = text[start:end]
+                if not any(ch.isalnum() for ch in chunk):
+                    continue
+                out.append(Sentence(len(out), chunk, start, end))
+                if limit is not None and len(out) >= limit:
+                    return out
     return out
+
+
+def _unglued(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The span [start, end) of one syntok sentence, cut at sentence ends glued to the next
+    sentence (:data:`_GLUED_END`). A dotted word (a web address, java.lang.String) is not
+    cut: the word before the stop must be a plain one."""
+    spans = []
+    for match in _GLUED_END.finditer(text, start, end):
+        cut = match.end()
+        word = text[text.rfind(" ", start, match.start()) + 1 : match.start() + 2]
+        if any(ch in word for ch in "./@:\\") or cut >= end:
+            continue
+        spans.append((start, cut))
+        start = cut
+    spans.append((start, end))
+    return spans

@@ -26,7 +26,7 @@ from .settings import SummarizerSettings
 log = logging.getLogger(__name__)
 
 #: Bumped when the method (not the encoder) changes what summaries come out.
-METHOD_VERSION = "pacsum-mmr-2"
+METHOD_VERSION = "pacsum-mmr-3"
 
 
 @dataclass(frozen=True)

@@ -58,3 +58,26 @@ def test_pieces_of_a_quotation_cut_by_the_splitter_are_flagged() -> None:
         'He said: "It\'s great."': False,
         "She didn't say 'no' to it.": False,
     }
+
+
+def test_sentence_ends_glued_to_the_next_sentence_are_cut() -> None:
+    # Scraped pages often lose the space between paragraphs; syntok reads "community.Dr" as
+    # one word. Abbreviations and dotted words keep their stops.
+    text = normalize(
+        "He was vilified by the scientific community.Dr Venter has not gained a reputation "
+        'for modesty."Is my science of a level? Yes," he said. It began in 1991.But at 15 I '
+        "left. The U.S.Army and Mr.Smith agreed. See java.lang.String or www.example.Com now."
+    )
+    got = split_sentences(text)
+    assert [s.text for s in got] == [
+        "He was vilified by the scientific community.",
+        'Dr Venter has not gained a reputation for modesty."',
+        "Is my science of a level?",
+        'Yes," he said.',
+        "It began in 1991.",
+        "But at 15 I left.",
+        "The U.S.Army and Mr.Smith agreed.",
+        "See java.lang.String or www.example.Com now.",
+    ]
+    assert all(text[s.start : s.end] == s.text for s in got)
+    assert [s.index for s in got] == list(range(len(got)))
