@@ -21,9 +21,10 @@ _HYPHEN_KEEP = re.compile(r"(\w)-\n(?=[A-Z0-9])")
 # A single line break inside a paragraph becomes a space; blank lines stay paragraph breaks.
 _SOFT_BREAK = re.compile(r"(?<!\n)[ \t]*\n(?!\n)[ \t]*")
 # A sentence end glued to the next sentence: a lower-case word or a number, its full stop (or
-# ! ?) and maybe a closing quotation mark, then a capitalized word with no space between.
-# Two lower-case characters before the stop keep abbreviations (U.S.A, Mr.Smith, e.g.) whole.
-_GLUED_END = re.compile(r"[a-z0-9%]{2}[.!?]+[\"”’']?(?=[A-Z][a-z]*[\s,;:'’])")
+# ! ?) with a closing quotation mark or bracket before or after it, then a capitalized word
+# with no space between. Two lower-case characters before the stop keep abbreviations (U.S.A,
+# Mr.Smith, e.g.) whole.
+_GLUED_END = re.compile(r"[a-z0-9%]{2}[\"”’')]?[.!?]+[\"”’')]?(?=[A-Z][a-z]*[\s,;:'’])")
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,7 @@ def test_sentence_ends_glued_to_the_next_sentence_are_cut() -> None:
     text = normalize(
         "He was vilified by the scientific community.Dr Venter has not gained a reputation "
         'for modesty."Is my science of a level? Yes," he said. It began in 1991.But at 15 I '
+        'left. He chose Sheerin after "a comprehensive process".Speaking on the club\'s site, he '
         "left. The U.S.Army and Mr.Smith agreed. See java.lang.String or www.example.Com now."
     )
     got = split_sentences(text)
@@ -76,6 +77,8 @@ def test_sentence_ends_glued_to_the_next_sentence_are_cut() -> None:
         'Yes," he said.',
         "It began in 1991.",
         "But at 15 I left.",
+        'He chose Sheerin after "a comprehensive process".',
+        "Speaking on the club's site, he left.",
         "The U.S.Army and Mr.Smith agreed.",
         "See java.lang.String or www.example.Com now.",
     ]
