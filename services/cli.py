@@ -59,7 +59,8 @@ def cmd_summarize(args: argparse.Namespace) -> int:
     from .summarizer.settings import SummarizerSettings
     from .summarizer.summarize import Summarizer, SummaryRequest
 
-    model = Summarizer(SummarizerSettings())
+    overrides = {"precision": args.precision} if args.precision else {}
+    model = Summarizer(SummarizerSettings(**overrides))
     model.load()
     fh = sys.stdin if args.file == "-" else open(args.file, encoding="utf-8")  # noqa: SIM115
     with fh:
@@ -178,6 +179,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-sentences", type=int, default=None)
     s.add_argument("--ratio", type=float, default=None)
     s.add_argument("--batch", type=int, default=32, help="documents per model call")
+    s.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16", "int8"],
+        default=None,
+        help="encoder precision (default: DOCSUM_SUMMARIZER_PRECISION, else auto); "
+        "int8 is ~1.2-1.4x faster on CPU, slightly less exact",
+    )
     s.set_defaults(func=cmd_summarize)
 
     s = sub.add_parser("ocr", help="read text from images (PNG, JPEG, TIFF, BMP, WebP)")

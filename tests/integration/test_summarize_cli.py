@@ -37,6 +37,15 @@ def test_text_from_stdin_prints_the_summary_sentences() -> None:
     assert len(lines) == 2 and all(line in DOC for line in lines)
 
 
+def test_precision_flag_overrides_the_setting() -> None:
+    out = _docsum("summarize", "-", "--precision", "fp32", stdin=DOC)
+    assert out.returncode == 0, out.stderr
+    loaded = [json.loads(x) for x in out.stderr.splitlines() if '"encoder loaded"' in x]
+    assert loaded and loaded[0]["precision"] == "fp32"
+    bad = _docsum("summarize", "-", "--precision", "int4", stdin=DOC)
+    assert bad.returncode == 2 and "invalid choice: 'int4'" in bad.stderr
+
+
 def test_jsonl_keeps_order_and_fails_bad_lines_alone(tmp_path: Path) -> None:
     rows = [
         json.dumps({"id": "a", "text": DOC}),
