@@ -1,7 +1,8 @@
 """ROUGE of docsum and lead-k on the shared dev files (the README's quality table).
 
 Usage: python bench/summarize_quality.py [--precision auto|int8|...] [--out FILE]
-Reads ../shared/data/summarization; k is 3 for CNN/DM, 1 for XSum and SciTLDR, 6 for papers.
+Reads ../shared/data/summarization; k is 3 for CNN/DM, 1 for XSum and SciTLDR, 6 for papers
+(CL-SciSumm, ScisummNet: papers whose body quotes the abstract are skipped).
 Beside each file's means: a 95 % bootstrap interval of docsum − lead-k over its documents
 (paired, 2,000 resamples), which says how much a difference on a few dozen documents means.
 """
@@ -22,6 +23,7 @@ SETS = [
     ("xsum-dev.jsonl", 1),
     ("scitldr-a-dev.jsonl", 1),
     ("clscisumm2018-train.jsonl", 6),
+    ("scisummnet-dev.jsonl", 6),
 ]
 
 

@@ -9,12 +9,17 @@ dropped, so only strong links count. Selection is then greedy MMR: each pick tra
 centrality against similarity to what was already picked (``redundancy``); very short
 sentences and pieces of a quotation are held back until nothing else is left. Pure numpy.
 
-Two parameter sets are used (see settings): long documents (news) rank best with a strong
-penalty on repeating earlier text and every edge kept — the text's own order carries the lead;
-short ones (abstracts, a few sentences) with no order penalty and only strong edges kept, so
-the sentence most of the others elaborate on wins. They were picked from a small grid
+Three parameter sets are used, by document length (see settings): articles (news, 11–60
+sentences) rank best with a strong penalty on repeating earlier text and every edge kept — the
+text's own order carries the lead; short documents (abstracts, a few sentences) with no order
+penalty and only strong edges kept, so the sentence most of the others elaborate on wins; long
+ones (papers, reports, over 60 sentences) with no order penalty either — their later sections
+restate and develop the introduction's claims, and those restatements are often what a
+summary needs — and the weaker edges dropped. The first two were picked from a small grid
 (backward weight × threshold × redundancy) for doing well across news and science together,
-not for the top of one dev file (the grid script is in git history: bench/tune_rank.py).
+not for the top of one dev file (the grid script is in git history: bench/tune_rank.py); the
+long set from a 3 × 3 grid (threshold × a centroid term, not kept) on two paper collections,
+checked on papers outside that grid (README, Figures).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from ..common.settings import BatchSettings, ModelServiceSettings
@@ -51,13 +51,37 @@ class SummarizerSettings(ModelServiceSettings):
     max_document_sentences: int = Field(500, ge=1)
     #: Summary length when the request gives neither max_sentences nor ratio.
     default_max_sentences: int = Field(3, ge=1)
-    #: Ranking knobs for documents of more than ``short_document_sentences`` sentences.
+    #: Ranking knobs for documents between the short and the long ones (news articles).
     rank: RankConfig = Field(default_factory=RankConfig)
     #: Ranking knobs for short documents (abstracts, notes).
     rank_short: RankConfig = Field(
         default_factory=lambda: RankConfig(backward_weight=0.0, threshold=0.6, redundancy=0.3)
     )
+    #: Ranking knobs for long documents (papers, reports).
+    rank_long: RankConfig = Field(
+        default_factory=lambda: RankConfig(backward_weight=0.0, threshold=0.3, redundancy=0.3)
+    )
+    #: Documents of at most this many sentences rank with ``rank_short``.
     short_document_sentences: int = Field(10, ge=1)
+    #: Documents of more than this many sentences rank with ``rank_long``.
+    long_document_sentences: int = Field(60, ge=1)
+
+    @model_validator(mode="after")
+    def _lengths_in_order(self) -> SummarizerSettings:
+        if self.long_document_sentences < self.short_document_sentences:
+            raise ValueError(
+                f"long_document_sentences ({self.long_document_sentences}) is below "
+                f"short_document_sentences ({self.short_document_sentences})"
+            )
+        return self
+
+    def rank_config(self, sentences: int) -> RankConfig:
+        """The ranking knobs for a document of ``sentences`` sentences."""
+        if sentences <= self.short_document_sentences:
+            return self.rank_short
+        if sentences > self.long_document_sentences:
+            return self.rank_long
+        return self.rank
 
     def resolved_model_path(self) -> Path:
         """The checkpoint folder to load."""

@@ -147,8 +147,7 @@ class Summarizer:
         k = summary_length(
             len(doc), request.max_sentences, request.ratio, self.settings.default_max_sentences
         )
-        short = len(doc) <= self.settings.short_document_sentences
-        config = self.settings.rank_short if short else self.settings.rank
+        config = self.settings.rank_config(len(doc))
         sim = vectors @ vectors.T
         scores = centrality(sim, config)
         words, fragments = [s.words for s in doc], [s.quote_fragment for s in doc]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from pydantic import ValidationError
 
 from docsum.summarizer.rank import RankConfig, centrality, select
+from docsum.summarizer.settings import SummarizerSettings
 from docsum.summarizer.summarize import summary_length
 
 
@@ -70,3 +73,14 @@ def test_pieces_of_a_quotation_are_picked_only_when_nothing_else_is_left() -> No
     assert select(scores, sim, 3, [12, 12, 12], RankConfig(), fragments) == [0, 1, 2]
     off = RankConfig(quote_fragments_last=False)
     assert select(scores, sim, 1, [12, 12, 12], off, fragments) == [0]
+
+
+def test_documents_rank_with_the_knobs_for_their_length() -> None:
+    settings = SummarizerSettings()
+    assert settings.rank_config(10) is settings.rank_short
+    assert settings.rank_config(11) is settings.rank and settings.rank_config(60) is settings.rank
+    assert settings.rank_config(61) is settings.rank_long
+    # Articles keep the order penalty that carries the lead; papers and reports do not.
+    assert settings.rank.backward_weight < 0 and settings.rank_long.backward_weight == 0
+    with pytest.raises(ValidationError, match="long_document_sentences"):
+        SummarizerSettings(long_document_sentences=5)
