@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -44,6 +45,20 @@ def test_precision_flag_overrides_the_setting() -> None:
     assert loaded and loaded[0]["precision"] == "fp32"
     bad = _docsum("summarize", "-", "--precision", "int4", stdin=DOC)
     assert bad.returncode == 2 and "invalid choice: 'int4'" in bad.stderr
+
+
+def test_precision_choices_are_the_settings_ones() -> None:
+    # The parser does not import the summarizer's settings (the gateway's image lacks its
+    # dependencies), so the choices are written out there: they must stay the same.
+    from typing import get_args
+
+    from docsum.cli import parser
+    from docsum.summarizer.settings import SummarizerSettings
+
+    sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
+    flag = next(a for a in sub.choices["summarize"]._actions if a.dest == "precision")
+    annotation = SummarizerSettings.model_fields["precision"].annotation
+    assert list(flag.choices or []) == list(get_args(annotation))
 
 
 def test_jsonl_keeps_order_and_fails_bad_lines_alone(tmp_path: Path) -> None:
