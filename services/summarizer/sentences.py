@@ -112,8 +112,8 @@ def split_sentences(text: str, limit: int | None = None) -> list[Sentence]:
         for tokens in paragraph:
             if not tokens:
                 continue
-            first = tokens[0].offset
-            for start, end in _unglued(text, first, tokens[-1].offset + len(tokens[-1].value)):
+            last = tokens[-1].offset + len(tokens[-1].value)
+            for start, end in _unglued(text, tokens[0].offset, last):
                 chunk = text[start:end]
                 if not any(ch.isalnum() for ch in chunk):
                     continue
@@ -131,8 +131,8 @@ def _unglued(text: str, start: int, end: int) -> list[tuple[int, int]]:
     for match in _GLUED_END.finditer(text, start, end):
         cut = match.end()
         word = text[text.rfind(" ", start, match.start()) + 1 : match.start() + 2]
-        if any(ch in word for ch in "./@:\\") or cut >= end:
-            continue
+        if any(ch in word for ch in "./@:\\"):
+            continue  # (the lookahead keeps every cut short of ``end``)
         spans.append((start, cut))
         start = cut
     spans.append((start, end))
