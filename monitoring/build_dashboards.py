@@ -1,9 +1,9 @@
-"""Write docsum's Grafana dashboards (monitoring/dashboards/*.json) from the spec below.
+"""Write docsum's Grafana dashboards (helm/docsum/files/dashboards/*.json) from the spec below.
 
-This file is the one source of truth for the dashboards: edit it, then run
-``python monitoring/build_dashboards.py``; ``--check`` exits 1 when the JSON files differ from
-what this spec makes (tests/observability runs it). The JSON is what Grafana loads (the
-Kubernetes ConfigMaps and the Helm chart are generated from it).
+This file is the one source of truth for the dashboards: edit it, then run ``make k8s-sync``
+(this script, then k8s/ from the chart); ``--check`` exits 1 when the JSON files differ from
+what this spec makes (tests/observability and ``make k8s-check`` run it). The JSON is what
+Grafana loads: the chart's dashboard ConfigMaps read it, k8s/ is rendered from the chart.
 
 Conventions: services are told apart by the scrape's ``job`` label; per-service dashboards
 have a ``job`` variable filled from Prometheus (so a canary's own job shows up too). A panel
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-OUT = Path(__file__).resolve().parent / "dashboards"
+OUT = Path(__file__).resolve().parent.parent / "helm" / "docsum" / "files" / "dashboards"
 #: Marks a panel that has data only where NVML sees a GPU.
 GPU_TAG = "[requires: gpu]"
 #: docsum's scrape jobs (app.kubernetes.io/component on Kubernetes, the same names locally).
@@ -422,7 +422,7 @@ def overview() -> dict[str, Any]:
             "docsum alerts firing",
             'count(ALERTS{alertname=~"Docsum.*", alertstate="firing"}) or vector(0)',
             "short",
-            "Alerts of monitoring/rules/docsum.rules.yml firing now; see docs/runbook.md.",
+            "Alerts of helm/docsum/files/rules/docsum.rules.yml firing now; see docs/runbook.md.",
             thresholds=[(None, "green"), (1, "red")],
         ),
         stat(
@@ -933,7 +933,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write("run: python monitoring/build_dashboards.py\n")
             return 1
         return 0
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
+    for stray in OUT.glob("*.json"):
+        if stray.name not in wanted:
+            stray.unlink()
     for name, text in wanted.items():
         (OUT / name).write_text(text, encoding="utf-8")
     return 0

@@ -1,6 +1,7 @@
 """``make k8s-check``: everything the Kubernetes deploy must show, in one run.
 
-1. ``k8s/`` and the chart's monitoring copies match a fresh render of the chart (no drift).
+1. The chart's dashboards match ``monitoring/build_dashboards.py`` and ``k8s/`` matches a fresh
+   render of the chart (no drift).
 2. Every overlay (dev, prod) and every component (on the base) renders with ``kubectl
    kustomize``, and equals the chart rendered with the same features; the chart renders with
    ``helm template`` for its default, GPU, canary and prod values and passes ``helm lint
@@ -10,7 +11,8 @@
    ServiceMonitor, PrometheusRule, Gateway and HTTPRoute objects validate against their CRD
    schemas (@kubernetes-models validators) and TypeScript's excess-property check (no unknown
    field).
-4. ``promtool check rules`` and ``promtool test rules``, and every alert has a test.
+4. ``promtool check rules`` and ``promtool test rules`` (``monitoring/rule-tests/``) on the
+   chart's rules file, and every alert has a test.
 5. checkov on the rendered manifests and on the chart (skips, each with its reason, in
    ``k8s/checkov.yaml``); hadolint on the Dockerfiles.
 
@@ -48,6 +50,9 @@ CRD_PACKAGES = {
     "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
 }
 HELM_VALUES = ("default", "gpu", "canary", "prod")
+RULES = kr.CHART / "files" / "rules"
+RULE_TESTS = ROOT / "monitoring" / "rule-tests"
+DASHBOARDS_SPEC = ROOT / "monitoring" / "build_dashboards.py"
 
 
 class Failed(Exception):
@@ -71,10 +76,13 @@ def normalize(objs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any
 
 # --- 1. drift --------------------------------------------------------------------------------
 def check_drift(_: dict[str, list[dict[str, Any]]]) -> str:
+    dashboards = run([sys.executable, str(DASHBOARDS_SPEC), "--check"])
+    if dashboards.returncode != 0:
+        raise Failed(dashboards.stderr[-6000:] + "(or `make k8s-sync`: it also re-renders k8s/)")
     proc = run([sys.executable, str(ROOT / "scripts" / "k8s_render.py"), "--check"])
     if proc.returncode != 0:
         raise Failed(proc.stderr[-6000:])
-    return proc.stdout.strip()
+    return "dashboards match their spec; " + proc.stdout.strip()
 
 
 # --- 2. renders ------------------------------------------------------------------------------
@@ -239,12 +247,12 @@ def check_crd_schemas(renders: dict[str, list[dict[str, Any]]]) -> str:
 # --- 4. promtool -----------------------------------------------------------------------------
 def check_rules(_: dict[str, list[dict[str, Any]]]) -> str:
     promtool = kr.tool("promtool")
-    rules = sorted((kr.MONITORING / "rules").glob("*.yml"))
-    tests = sorted((kr.MONITORING / "rules" / "tests").glob("*.yml"))
+    rules = sorted(RULES.glob("*.yml"))
+    tests = sorted(RULE_TESTS.glob("*.yml"))
     must([promtool, "check", "rules", *map(str, rules)], "promtool check rules")
     if not tests:
-        raise Failed("monitoring/rules/tests/ has no promtool tests")
-    must([promtool, "test", "rules", *map(str, tests)], "promtool test rules", cwd=kr.MONITORING)
+        raise Failed(f"{RULE_TESTS.relative_to(ROOT)}/ has no promtool tests")
+    must([promtool, "test", "rules", *map(str, tests)], "promtool test rules", cwd=ROOT)
     alerts = {
         r["alert"]
         for f in rules

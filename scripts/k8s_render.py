@@ -5,8 +5,9 @@
 
 What is generated, and how:
 
-* ``helm/docsum/files/`` ← ``monitoring/`` (rules, dashboards): the chart reads them with
-  ``.Files``; ``monitoring/`` is the place they are edited.
+* The chart's own ``files/`` are not made here: the rules are edited in
+  ``files/rules/docsum.rules.yml``, the dashboards are written by
+  ``monitoring/build_dashboards.py`` (``make k8s-sync`` runs it first).
 * ``k8s/base/`` = ``helm template`` with the chart's defaults (plus a Namespace), one file per
   service.
 * ``k8s/components/<feature>/`` = the difference between the chart rendered without and with
@@ -38,7 +39,6 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "docsum"
 K8S = ROOT / "k8s"
-MONITORING = ROOT / "monitoring"
 TOOLS_BIN = ROOT / ".tools" / "bin"
 RELEASE = "docsum"
 NAMESPACE = "docsum"
@@ -224,18 +224,6 @@ def component(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> tupl
 
 
 # --- k8s/ tree -----------------------------------------------------------------------------
-def sync_monitoring(chart: Path = CHART, monitoring: Path = MONITORING) -> dict[Path, str]:
-    """The chart's copies of monitoring/ (rules, dashboards): path → content."""
-    files: dict[Path, str] = {}
-    rules = monitoring / "rules" / "docsum.rules.yml"
-    if not rules.exists():
-        raise SystemExit(f"{rules} is missing: the rules are the source")
-    files[chart / "files" / "rules" / "docsum.rules.yml"] = rules.read_text()
-    for dash in sorted((monitoring / "dashboards").glob("*.json")):
-        files[chart / "files" / "dashboards" / dash.name] = dash.read_text()
-    return files
-
-
 def _group_by_service(objs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     groups: dict[str, list[dict[str, Any]]] = {}
     for obj in objs:
@@ -330,21 +318,13 @@ def check(files: Mapping[Path, str]) -> list[str]:
             )
     for p in stale(files):
         problems.append(f"{p.relative_to(ROOT)}: no longer generated")
-    dash_dir = CHART / "files" / "dashboards"
-    for p in dash_dir.glob("*.json") if dash_dir.exists() else []:
-        if p not in files:
-            problems.append(f"{p.relative_to(ROOT)}: not in monitoring/dashboards")
     return problems
 
 
 def write(files: Mapping[Path, str]) -> None:
-    """Write ``files`` (monitoring copies and the k8s/ tree), removing what is no longer made."""
+    """Write the k8s/ tree ``files``, removing what is no longer made."""
     for path in stale(files):
         path.unlink()
-    dash_dir = CHART / "files" / "dashboards"
-    for p in dash_dir.glob("*.json") if dash_dir.exists() else []:
-        if p not in files:
-            p.unlink()
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
@@ -354,40 +334,19 @@ def write(files: Mapping[Path, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--check", action="store_true", help="fail when the committed files drift")
-    p.add_argument(
-        "--monitoring",
-        type=Path,
-        default=MONITORING,
-        help="where the rules and dashboards are (default monitoring/)",
-    )
     args = p.parse_args(argv)
-    monitoring = sync_monitoring(monitoring=args.monitoring)
+    files = render_tree()
     if args.check:
-        # Render from a copy of the chart with monitoring/ synced in, so a stale copy in the
-        # chart is reported as drift instead of being rendered.
-        with tempfile.TemporaryDirectory() as tmp:
-            chart = Path(tmp) / "docsum"
-            shutil.copytree(CHART, chart)
-            for path, text in monitoring.items():
-                dst = chart / path.relative_to(CHART)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                dst.write_text(text)
-            files = {**monitoring, **render_tree(chart)}
         problems = check(files)
         for line in problems:
             sys.stderr.write(line + "\n")
         if problems:
             sys.stderr.write(
-                "k8s/ or the chart's copies of monitoring/ drifted from their sources: run "
-                "`make k8s-sync` and commit helm/docsum/files/ and k8s/ with the change\n"
+                "k8s/ drifted from the chart: run `make k8s-sync` and commit k8s/ with the change\n"
             )
             return 1
         sys.stdout.write(f"k8s-render: {len(files)} generated files match the chart\n")
         return 0
-    for path, text in monitoring.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    files = {**monitoring, **render_tree()}
     write(files)
     sys.stdout.write(f"k8s-render: {len(files)} files up to date\n")
     return 0

@@ -113,7 +113,7 @@ def test_a_component_is_the_json_patch_from_base_to_the_feature() -> None:
 
 
 def test_drift_is_reported_for_a_hand_edited_generated_file() -> None:
-    files = {**kr.sync_monitoring(), **kr.render_tree()}
+    files = kr.render_tree()
     assert kr.check(files) == []
     path = kr.K8S / "base" / "ocr.yaml"
     edited = dict(files)

@@ -18,7 +18,9 @@ from tests.conftest import ROOT, free_port
 
 BIN = ROOT / ".tools" / "prometheus" / "bin"
 CONFIG = ROOT / "monitoring" / "prometheus.yml"
-RULES = ROOT / "monitoring" / "rules" / "docsum.rules.yml"
+#: The one rules file and the one copy of the dashboards: the chart's (see scripts/k8s_render.py).
+RULES = ROOT / "helm" / "docsum" / "files" / "rules" / "docsum.rules.yml"
+DASHBOARDS = ROOT / "helm" / "docsum" / "files" / "dashboards"
 
 
 def ensure_prometheus() -> Path:

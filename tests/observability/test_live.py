@@ -30,7 +30,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, LiveService, start_gateway
-from tests.observability.prometheus import RULES, PrometheusServer, start_prometheus
+from tests.observability.prometheus import DASHBOARDS, RULES, PrometheusServer, start_prometheus
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -190,7 +190,7 @@ def test_every_dashboard_panel_returns_data(
     empty: list[str] = []
     gpu_skipped: list[str] = []
     queried = 0
-    for path in sorted((ROOT / "monitoring" / "dashboards").glob("*.json")):
+    for path in sorted(DASHBOARDS.glob("*.json")):
         dashboard = json.loads(path.read_text())
         variables: dict[str, str] = {}
         for var in dashboard["templating"]["list"]:

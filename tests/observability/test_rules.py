@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.observability.prometheus import CONFIG, RULES, promtool
+from tests.observability.prometheus import CONFIG, DASHBOARDS, RULES, promtool
 
-RULE_TESTS = sorted((ROOT / "monitoring" / "rules" / "tests").glob("*.yml"))
+RULE_TESTS = sorted((ROOT / "monitoring" / "rule-tests").glob("*.yml"))
 RUNBOOK = ROOT / "docs" / "runbook.md"
-DASHBOARDS = sorted((ROOT / "monitoring" / "dashboards").glob("*.json"))
+DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
 SLO = ROOT / "loadtests" / "slo.toml"
 GPU_TAG = "[requires: gpu]"
 #: The only panels allowed to have no data without a GPU (they read NVML metrics).
@@ -56,7 +56,7 @@ def test_promtool_checks_the_rules_and_the_config() -> None:
 
 
 def test_promtool_unit_tests_pass() -> None:
-    assert RULE_TESTS, "no promtool tests in monitoring/rules/tests"
+    assert RULE_TESTS, "no promtool tests in monitoring/rule-tests"
     result = promtool("test", "rules", *map(str, RULE_TESTS))
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -132,7 +132,8 @@ def test_local_scrape_config_names_the_jobs_the_rules_expect() -> None:
     # The job names the ServiceMonitors give on Kubernetes (app.kubernetes.io/component).
     assert {"gateway", "ocr", "summarizer"} <= jobs
     config = yaml.safe_load(CONFIG.read_text())
-    assert config["rule_files"] == ["rules/docsum.rules.yml"]  # the one rules file
+    # the one rules file
+    assert [(CONFIG.parent / f).resolve() for f in config["rule_files"]] == [RULES.resolve()]
 
 
 def test_dashboards_are_what_the_spec_builds() -> None:
@@ -150,10 +151,10 @@ def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_dashboards_are_complete_and_gpu_panels_are_few_and_marked() -> None:
-    names = {p.stem for p in DASHBOARDS}
+    names = {p.stem for p in DASHBOARD_FILES}
     assert names == {"docsum-overview", "docsum-ocr", "docsum-summarizer", "docsum-gateway"}
     gpu_panels = set()
-    for path in DASHBOARDS:
+    for path in DASHBOARD_FILES:
         d = json.loads(path.read_text())
         assert d["uid"] == path.stem
         ids = [p["id"] for p in d["panels"]]
@@ -171,7 +172,7 @@ def test_dashboards_are_complete_and_gpu_panels_are_few_and_marked() -> None:
 
 
 def test_gateway_dashboard_compares_canary_and_stable() -> None:
-    d = json.loads((ROOT / "monitoring" / "dashboards" / "docsum-gateway.json").read_text())
+    d = json.loads((DASHBOARDS / "docsum-gateway.json").read_text())
     variables = {v["name"] for v in d["templating"]["list"]}
     assert {"upstream", "version"} <= variables
     by_version = [p for p in panels(d) if any("version" in t["expr"] for t in p["targets"])]
@@ -206,7 +207,7 @@ def test_every_series_in_rules_and_dashboards_is_exported_or_recorded() -> None:
     exported = known_metrics()
     recorded = {r["record"] for r in records()}
     exprs = [r.get("expr", "") for g in rule_groups() for r in g["rules"]]
-    for path in DASHBOARDS:
+    for path in DASHBOARD_FILES:
         for p in panels(json.loads(path.read_text())):
             exprs += [t["expr"] for t in p["targets"]]
     unknown = set()
@@ -222,4 +223,5 @@ def test_every_series_in_rules_and_dashboards_is_exported_or_recorded() -> None:
 
 @pytest.mark.parametrize("path", RULE_TESTS, ids=lambda p: Path(p).name)
 def test_promtool_test_files_load_the_shipped_rules(path: Path) -> None:
-    assert yaml.safe_load(path.read_text())["rule_files"] == ["../docsum.rules.yml"]
+    files = yaml.safe_load(path.read_text())["rule_files"]
+    assert [(path.parent / f).resolve() for f in files] == [RULES.resolve()]
