@@ -4,8 +4,12 @@ Like Triton's dynamic batcher: items wait in a bounded queue; a worker takes the
 gathers companions until ``max_batch_size`` items or ``max_wait_ms`` have passed, and runs one
 model call in a worker thread. The call returns one result *or exception* per item, so a bad
 item fails alone. If the call raises as a whole, each item is run again by itself, so the one
-that broke it is the only one that fails. When the queue is full, ``submit`` raises
-:class:`Overloaded` (503 + Retry-After) at once instead of letting latency grow without bound.
+that broke it is the only one that fails.
+
+Admission is all or nothing: a caller's items are queued together only if the queue has room
+for all of them, else :class:`Overloaded` (503 + Retry-After) is raised at once instead of
+letting latency grow without bound. A caller that fails, is cancelled or times out takes its
+waiting items out of the queue at once, so their slots are free for the next caller.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,7 +38,7 @@ T = TypeVar("T")
 BatchFn = Callable[[list[ItemT]], Sequence[ResultT | BaseException]]
 
 
-@dataclass
+@dataclass(eq=False)
 class _Pending(Generic[ItemT, ResultT]):
     item: ItemT
     future: asyncio.Future[ResultT]
@@ -53,9 +58,12 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self.name = name
         self.settings = settings
         self._run_batch = run_batch
-        self._queue: asyncio.Queue[_Pending[ItemT, ResultT]] = asyncio.Queue(
-            settings.max_queue_size
-        )
+        # Waiting items in arrival order; only live ones (a leaving caller removes its own).
+        self._waiting: OrderedDict[_Pending[ItemT, ResultT], None] = OrderedDict()
+        self._arrived = asyncio.Event()
+        self._unfinished = 0  # admitted items not yet answered or withdrawn
+        self._all_done = asyncio.Event()
+        self._all_done.set()
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"batch-{name}")
         self._worker: asyncio.Task[None] | None = None
         self._closing = False
@@ -66,19 +74,16 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
     async def run_in_model_thread(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the thread that runs the batches (loading and warming the model).
 
-        All of a model's torch work belongs on one thread. OpenMP (libgomp, which torch's CPU
-        builds use) gives every thread that starts parallel work its own team of workers; once
-        it counts more of them than cores, it stops letting idle workers spin (100 spins, not
-        300,000), so they sleep and are woken again at every operator. A summarizer loaded on
-        one thread and run on another slept 20,000 times per 150 articles and summarized
-        ~20 % fewer of them a second.
+        All of a model's torch work belongs on one thread: OpenMP gives each thread that starts
+        parallel work its own worker team, and with more teams than cores they sleep instead of
+        spinning between operators (docs/decisions.md).
         """
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     @property
     def depth(self) -> int:
-        """Items waiting now."""
-        return self._queue.qsize()
+        """Items waiting now (admitted, not yet taken by the worker, caller still there)."""
+        return len(self._waiting)
 
     def start(self) -> None:
         """Start the worker on the running event loop."""
@@ -87,98 +92,142 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
 
     async def submit(self, item: ItemT, timeout_s: float | None = None) -> ResultT:
         """Queue ``item`` and wait for its result; raise its own exception if it failed."""
+        (result,) = await self.submit_all([item], timeout_s)
+        return result
+
+    async def submit_all(
+        self, items: Sequence[ItemT], timeout_s: float | None = None
+    ) -> list[ResultT]:
+        """Queue all ``items`` or none, and wait for their results, in order.
+
+        Raises :class:`Overloaded` at once if the queue lacks room for all of them, the first
+        item's own exception if one fails, :class:`Timeout` after ``timeout_s`` seconds. Whenever
+        it raises (or is cancelled), the items still waiting leave the queue at once.
+        """
         if self._closing:
             raise ShuttingDown("the service is shutting down; retry on another replica")
-        pending: _Pending[ItemT, ResultT] = _Pending(
-            item, asyncio.get_running_loop().create_future()
-        )
-        try:
-            self._queue.put_nowait(pending)
-        except asyncio.QueueFull:
-            metrics.INFERENCE_ITEMS.labels(self.name, "rejected").inc()
+        if not items:
+            return []
+        free = self.settings.max_queue_size - len(self._waiting)
+        if len(items) > free:
+            metrics.INFERENCE_ITEMS.labels(self.name, "rejected").inc(len(items))
             raise Overloaded(
-                f"{self.name} queue is full ({self.settings.max_queue_size} items waiting); "
+                f"{self.name} queue is full ({len(self._waiting)} of "
+                f"{self.settings.max_queue_size} items waiting, {len(items)} more asked); "
                 f"retry after {self.settings.retry_after_s} s",
                 retry_after_s=self.settings.retry_after_s,
-            ) from None
-        self._depth.set(self._queue.qsize())
+            )
+        loop = asyncio.get_running_loop()
+        mine: list[_Pending[ItemT, ResultT]] = [_Pending(i, loop.create_future()) for i in items]
+        for p in mine:
+            self._waiting[p] = None
+        self._unfinished += len(mine)
+        self._all_done.clear()
+        self._arrived.set()
+        self._depth.set(len(self._waiting))
         try:
-            return await asyncio.wait_for(asyncio.shield(pending.future), timeout_s)
+            async with asyncio.timeout(timeout_s) as deadline:
+                return list(await asyncio.gather(*(p.future for p in mine)))
         except TimeoutError:
-            pending.future.cancel()
-            raise Timeout(f"{self.name} did not answer within {timeout_s:g} s") from None
-        except asyncio.CancelledError:
-            # The client went away: drop the item if its batch has not started.
-            pending.future.cancel()
+            if deadline.expired():
+                raise Timeout(f"{self.name} did not answer within {timeout_s:g} s") from None
             raise
+        finally:
+            self._withdraw(mine)
+
+    def _withdraw(self, mine: list[_Pending[ItemT, ResultT]]) -> None:
+        """Drop a leaving caller's items: waiting ones free their slots now, running ones are
+        skipped when their batch ends."""
+        withdrawn = 0
+        for p in mine:
+            if not p.future.done():
+                p.future.cancel()
+            if p in self._waiting:
+                del self._waiting[p]
+                withdrawn += 1
+        if withdrawn:
+            self._depth.set(len(self._waiting))
+            self._finish(withdrawn)
+
+    def _finish(self, n: int) -> None:
+        self._unfinished -= n
+        if self._unfinished == 0:
+            self._all_done.set()
 
     async def close(self, drain_timeout_s: float = 30.0) -> None:
         """Refuse new items, finish the queued ones, then stop the worker and its thread."""
         self._closing = True
-        # Every item taken from the queue is marked done once its batch has run.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._queue.join(), drain_timeout_s)
+            await asyncio.wait_for(self._all_done.wait(), drain_timeout_s)
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        while not self._queue.empty():
-            left = self._queue.get_nowait()
+        for left in self._waiting:
             if not left.future.done():
                 left.future.set_exception(ShuttingDown("the service stopped before this item ran"))
         self._executor.shutdown(wait=True)
 
-    async def _gather(self) -> list[_Pending[ItemT, ResultT]]:
-        first = await self._queue.get()
-        batch = [first]
+    def _take(self) -> _Pending[ItemT, ResultT]:
+        return self._waiting.popitem(last=False)[0]
+
+    async def _next_arrival(self, timeout_s: float | None) -> bool:
+        """Wait until an item is waiting; False if ``timeout_s`` passed first."""
+        while not self._waiting:
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout_s)
+            except TimeoutError:
+                return False
+        return True
+
+    async def _gather(self, batch: list[_Pending[ItemT, ResultT]]) -> None:
+        """Fill ``batch`` (the caller's list, so a cancelled worker can still answer it)."""
+        await self._next_arrival(None)
+        batch.append(self._take())
         deadline = time.perf_counter() + self.settings.max_wait_ms / 1000.0
         while len(batch) < self.settings.max_batch_size:
             # Whatever is already queued joins without waiting.
-            try:
-                batch.append(self._queue.get_nowait())
+            if self._waiting:
+                batch.append(self._take())
                 continue
-            except asyncio.QueueEmpty:
-                pass
             remaining = deadline - time.perf_counter()
-            if remaining <= 0:
+            if remaining <= 0 or not await self._next_arrival(remaining):
                 break
-            try:
-                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except TimeoutError:
-                break
-        self._depth.set(self._queue.qsize())
-        return batch
+        self._depth.set(len(self._waiting))
 
     async def _loop(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
-            taken = await self._gather()
-            batch = [p for p in taken if not p.future.done()]  # skip items whose caller left
+            taken: list[_Pending[ItemT, ResultT]] = []
             try:
-                if not batch:
-                    continue
-                started = time.perf_counter()
-                for p in batch:
-                    self._wait.observe(started - p.enqueued)
-                self._size.observe(len(batch))
-                items = [p.item for p in batch]
-                results = await loop.run_in_executor(self._executor, self._run_safely, items)
-                for p, result in zip(batch, results, strict=True):
-                    if p.future.done():
-                        continue
-                    if isinstance(result, BaseException):
-                        metrics.INFERENCE_ITEMS.labels(self.name, "error").inc()
-                        p.future.set_exception(result)
-                    else:
-                        metrics.INFERENCE_ITEMS.labels(self.name, "ok").inc()
-                        p.future.set_result(result)
+                await self._gather(taken)
+                batch = [p for p in taken if not p.future.done()]  # skip items whose caller left
+                if batch:
+                    await self._run(batch)
             except asyncio.CancelledError:
-                for p in batch:
+                for p in taken:
                     if not p.future.done():
                         p.future.set_exception(ShuttingDown("the service stopped mid-batch"))
                 raise
             finally:
-                for _ in taken:
-                    self._queue.task_done()
+                self._finish(len(taken))
+
+    async def _run(self, batch: list[_Pending[ItemT, ResultT]]) -> None:
+        started = time.perf_counter()
+        for p in batch:
+            self._wait.observe(started - p.enqueued)
+        self._size.observe(len(batch))
+        items = [p.item for p in batch]
+        loop = asyncio.get_running_loop()
+        results = await loop.run_in_executor(self._executor, self._run_safely, items)
+        for p, result in zip(batch, results, strict=True):
+            if p.future.done():
+                continue
+            if isinstance(result, BaseException):
+                metrics.INFERENCE_ITEMS.labels(self.name, "error").inc()
+                p.future.set_exception(result)
+            else:
+                metrics.INFERENCE_ITEMS.labels(self.name, "ok").inc()
+                p.future.set_result(result)
 
     def _run_safely(self, items: list[ItemT]) -> Sequence[ResultT | BaseException]:
         """Run the batch; if it fails as a whole, run each item alone to isolate the bad one."""

@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 async def _all(aws: Sequence[Awaitable[T]]) -> list[T]:
-    """Await all; on the first failure cancel the rest (their queued lines are dropped)."""
+    """Await all; on the first failure cancel the rest (their queued lines leave the queue)."""
     tasks = [asyncio.ensure_future(a) for a in aws]
     try:
         return list(await asyncio.gather(*tasks))
@@ -72,8 +72,8 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
     async def read_page(page: np.ndarray, number: int, mode: Literal["page", "line"]) -> Page:
         loop = asyncio.get_running_loop()
         cut: PageCrops = await loop.run_in_executor(layout_pool, engine.cut, page, number, mode)
-        readings = await _all(
-            [batcher.submit(c.image, timeout_s=settings.request_timeout_s) for c in cut.crops]
+        readings = await batcher.submit_all(
+            [c.image for c in cut.crops], timeout_s=settings.request_timeout_s
         )
         return cut.assemble(readings)
 

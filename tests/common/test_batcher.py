@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+from prometheus_client import REGISTRY
 
 from docsum.common.batcher import DynamicBatcher
 from docsum.common.errors import Overloaded, ShuttingDown, Timeout
@@ -20,12 +21,14 @@ class Recorder:
 
     def __init__(self, delay_s: float = 0.0, poison: int | None = None) -> None:
         self.sizes: list[int] = []
+        self.seen: list[int] = []  # every item the model was given, in order
         self.delay_s = delay_s
         self.poison = poison
         self.threads: set[str] = set()
 
     def __call__(self, items: list[int]) -> list[int | BaseException]:
         self.sizes.append(len(items))
+        self.seen.extend(items)
         self.threads.add(threading.current_thread().name)
         if self.poison is not None and self.poison in items:
             raise RuntimeError("poisoned batch")
@@ -76,17 +79,121 @@ async def test_a_batch_that_raises_is_retried_item_by_item() -> None:
     assert isinstance(results[1], RuntimeError)
 
 
+class Gate(Recorder):
+    """A Recorder whose model calls wait until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+
+    def __call__(self, items: list[int]) -> list[int | BaseException]:
+        self.entered.set()
+        if not self.gate.wait(30):
+            raise RuntimeError("the test never opened the gate")
+        return super().__call__(items)
+
+
+async def _busy(model: Gate, **kw: float) -> tuple[DynamicBatcher[int, int], asyncio.Task[int]]:
+    """A batcher whose worker is stuck in a model call on item 0 (one item per batch)."""
+    b = await _batcher(model, max_batch_size=1, **kw)
+    first = asyncio.create_task(b.submit(0))
+    assert await asyncio.to_thread(model.entered.wait, 10)
+    assert b.depth == 0
+    return b, first
+
+
+def _gauge(name: str) -> float | None:
+    return REGISTRY.get_sample_value("docsum_inference_queue_depth", {"model": name})
+
+
+def _rejected(name: str) -> float:
+    labels = {"model": name, "outcome": "rejected"}
+    return REGISTRY.get_sample_value("docsum_inference_items_total", labels) or 0.0
+
+
 async def test_full_queue_answers_overloaded_with_retry_after() -> None:
-    b = await _batcher(Recorder(delay_s=0.3), max_batch_size=1, max_queue_size=2, retry_after_s=3)
-    tasks = [asyncio.create_task(b.submit(0))]
-    await asyncio.sleep(0.05)  # the worker has taken item 0 and runs it
-    tasks += [asyncio.create_task(b.submit(i)) for i in (1, 2)]
-    await asyncio.sleep(0.01)  # two wait: the queue is full
+    model = Gate()
+    b, first = await _busy(model, max_queue_size=2, retry_after_s=3)
+    waiting = [asyncio.create_task(b.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0)  # both are admitted: the queue is full
+    assert b.depth == 2
     with pytest.raises(Overloaded) as info:
         await b.submit(99)
     assert info.value.headers["Retry-After"] == "3"
-    assert await asyncio.gather(*tasks) == [0, 2, 4]
+    model.gate.set()
+    assert await asyncio.gather(first, *waiting) == [0, 2, 4]
     await b.close()
+
+
+async def test_admission_is_all_or_nothing() -> None:
+    model = Gate()
+    b, first = await _busy(model, max_queue_size=4)
+    try:
+        three = asyncio.create_task(b.submit_all([1, 2, 3]))
+        await asyncio.sleep(0)
+        assert b.depth == 3 and _gauge("test") == 3
+        rejected = _rejected("test")
+        with pytest.raises(Overloaded, match="3 of 4 items waiting, 2 more asked"):
+            await b.submit_all([4, 5])  # one slot is free: neither item takes it
+        assert b.depth == 3 and _gauge("test") == 3
+        assert _rejected("test") == rejected + 2
+        last = asyncio.create_task(b.submit(6))  # the free slot is still there
+        await asyncio.sleep(0)
+        assert b.depth == 4
+        model.gate.set()
+        assert await asyncio.gather(first, three, last) == [0, [2, 4, 6], 12]
+        assert 4 not in model.seen and 5 not in model.seen
+    finally:
+        model.gate.set()
+        await b.close()
+
+
+async def test_a_cancelled_burst_frees_its_slots_while_the_worker_is_busy() -> None:
+    """The next caller is admitted at once, not when the worker gets to skip the dead items."""
+    model = Gate()
+    b, first = await _busy(model, max_queue_size=8)
+    try:
+        page = asyncio.create_task(b.submit_all(list(range(10, 18))))
+        await asyncio.sleep(0)
+        assert b.depth == 8
+        with pytest.raises(Overloaded):
+            await b.submit_all([20, 21])  # a sibling page refused ...
+        page.cancel()  # ... so the request gives up its other page
+        with pytest.raises(asyncio.CancelledError):
+            await page
+        assert b.depth == 0 and _gauge("test") == 0
+        assert not first.done()  # the worker is still stuck on item 0
+        after = asyncio.create_task(b.submit_all(list(range(30, 38))))
+        await asyncio.sleep(0)
+        assert b.depth == 8
+        model.gate.set()
+        assert await first == 0
+        assert await after == [2 * i for i in range(30, 38)]
+        assert model.seen == [0, *range(30, 38)]  # the cancelled items never ran
+    finally:
+        model.gate.set()
+        await b.close()
+
+
+async def test_a_timeout_or_a_failed_item_frees_the_callers_slots_at_once() -> None:
+    model = Gate()
+    b, first = await _busy(model, max_queue_size=4)
+    try:
+        with pytest.raises(Timeout, match=r"0\.05 s"):
+            await b.submit_all([1, 2, 3, 4], timeout_s=0.05)
+        assert b.depth == 0 and _gauge("test") == 0
+        # A failed item fails its caller at once; its companions leave the queue.
+        failing = asyncio.create_task(b.submit_all([-1, 5, 6]))
+        model.gate.set()
+        assert await first == 0
+        with pytest.raises(ValueError, match="negative -1"):
+            await failing
+        assert b.depth == 0
+        assert await b.submit_all([7, 8, 9, 10]) == [14, 16, 18, 20]
+    finally:
+        model.gate.set()
+        await b.close()
 
 
 async def test_timeout_gives_up_on_the_item() -> None:

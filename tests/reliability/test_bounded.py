@@ -112,14 +112,15 @@ def hasty_ocr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]
 
 
 def test_ocr_queue_of_line_crops_overflows_to_503(small_queue_ocr: LiveService) -> None:
-    page, _ = page_image(LINES * 4)  # 20 lines: their crops are queued at once
+    page, _ = page_image(LINES * 2)  # 10 lines: a page's crops are queued all or none
     data = _png(page)
     url = f"{small_queue_ocr.url}/v1/ocr"
     answers = asyncio.run(
         _burst(6, lambda c: c.post(url, files={"file": ("p.png", data, "image/png")}))
     )
     statuses = Counter(r.status_code for r in answers)
-    assert statuses[503] >= 1 and set(statuses) <= {200, 503}, statuses
+    # The first page finds the queue empty; six pages of 10 crops do not fit in 16 slots.
+    assert statuses[200] >= 1 and statuses[503] >= 1 and set(statuses) == {200, 503}, statuses
     assert all(
         r.headers.get("retry-after") == "2" and r.json()["error"]["code"] == "overloaded"
         for r in answers
