@@ -21,8 +21,11 @@ class ServiceSettings(BaseSettings):
         extra="ignore", validate_default=True, env_nested_delimiter="__"
     )
 
+    #: Address to listen on (``0.0.0.0`` in a container).
     host: str = "127.0.0.1"
+    #: TCP port to listen on.
     port: int = Field(8080, ge=1, le=65535)
+    #: Level of the JSON log lines on stderr.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Seconds uvicorn waits for in-flight requests after SIGTERM before closing connections.
     shutdown_grace_s: float = Field(25.0, ge=0)

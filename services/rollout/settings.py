@@ -11,10 +11,13 @@ class RolloutSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="DOCSUM_ROLLOUT_", extra="ignore")
 
+    #: Namespace docsum runs in.
     namespace: str = "docsum"
     #: A kubeconfig file; empty → in-cluster config when in a pod, else ~/.kube/config.
     kubeconfig: str | None = None
+    #: A kubeconfig context; empty → the current one.
     context: str | None = None
+    #: Prometheus that scrapes docsum (the gates query it).
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     #: Seconds one Prometheus query may take.
     prometheus_timeout_s: float = Field(10.0, gt=0)
@@ -26,8 +29,13 @@ class RolloutSettings(BaseSettings):
     max_error_rate_increase: float = Field(0.01, ge=0, le=1)
     #: ... or when its p99 latency exceeds the current one's times this.
     max_p99_ratio: float = Field(1.2, ge=1)
+    #: The gateway's backends ConfigMap (canary weights live there).
     backends_configmap: str = "docsum-gateway-backends"
+    #: Key of the backends file in that ConfigMap.
     backends_key: str = "backends.json"
+    #: The live gateway Service (blue/green: its slot selector is switched).
     gateway_service: str = "docsum-gateway"
+    #: The gateway Service that selects the slot being tried.
     preview_service: str = "docsum-gateway-preview"
+    #: Pod label that tells the blue/green slots apart.
     slot_label: str = "docsum.io/slot"

@@ -33,6 +33,7 @@ class SummarizerSettings(ModelServiceSettings):
     port: int = Field(8082, ge=1, le=65535)
     #: A BERT-family checkpoint folder (config.json, tokenizer, weights); empty → the bundled one.
     model_path: Path | None = None
+    #: The model's name in answers (``model.name``) and in metric labels.
     model_name: str = "all-MiniLM-L6-v2"
     #: Compute precision: auto (bf16 on CPUs that have it, fp16 on CUDA), fp32, bf16, fp16, or
     #: int8 (CPU only, through ONNX Runtime: ~1.35× faster, slightly less exact; see int8.py).
