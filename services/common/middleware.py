@@ -15,7 +15,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
-from .errors import DocsumError, PayloadTooLarge, error_json
+from .errors import DocsumError, PayloadTooLarge, RequestTimeout
+from .http_errors import error_json
 from .logs import new_request_id, request_id_var
 
 log = logging.getLogger("docsum.access")
@@ -39,12 +40,6 @@ def _too_large(limit: int) -> str:
 
 def _too_slow(seconds: float) -> str:
     return f"the request body did not arrive within {seconds:g} s; send it in one go"
-
-
-class RequestTimeout(DocsumError):
-    """The client did not send its whole body in time (a slow-drip upload)."""
-
-    status, code = 408, "request_timeout"
 
 
 class RequestMiddleware:
@@ -78,8 +73,8 @@ class RequestMiddleware:
         metrics.HTTP_IN_FLIGHT.inc()
 
         started = False
-        #: (status, code, message) of a refusal decided mid-body (413 or 408).
-        refused: tuple[int, str, str] | None = None
+        #: A refusal decided mid-body (413 or 408).
+        refused: DocsumError | None = None
 
         async def send_wrapper(message: Message) -> None:
             nonlocal status, started
@@ -87,8 +82,8 @@ class RequestMiddleware:
                 if refused:
                     # The app turned our mid-body refusal into its own error: answer ours.
                     started = True
-                    status = refused[0]
-                    await self._send_error(send, rid, *refused, close=True)
+                    status = refused.status
+                    await self._send_error(send, rid, refused, close=True)
                     return
                 status = message["status"]
                 started = True
@@ -113,40 +108,35 @@ class RequestMiddleware:
                     async with asyncio.timeout_at(deadline):
                         message = await receive()
                 except TimeoutError:
-                    refused = (408, "request_timeout", _too_slow(body_timeout or 0.0))
-                    raise RequestTimeout(refused[2]) from None
+                    refused = RequestTimeout(_too_slow(body_timeout or 0.0))
+                    raise refused from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    refused = (413, "payload_too_large", _too_large(limit))
-                    raise PayloadTooLarge(refused[2])
+                    refused = PayloadTooLarge(_too_large(limit))
+                    raise refused
                 body_done = not message.get("more_body", False)
             return message
 
         try:
             length = _header(scope, b"content-length")
             if length is not None and length.isdigit() and int(length) > limit:
-                status = 413
-                await self._send_error(send, rid, 413, "payload_too_large", _too_large(limit))
+                status = PayloadTooLarge.status
+                await self._send_error(send, rid, PayloadTooLarge(_too_large(limit)))
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except Exception:
             if refused:
                 # Our own refusal escaped the app (it read the body outside its handlers).
-                status = refused[0]
+                status = refused.status
                 if not started:
-                    await self._send_error(send, rid, *refused, close=True)
+                    await self._send_error(send, rid, refused, close=True)
                 return
             log.exception("unhandled error", extra={"path": scope["path"]})
-            status = 500
+            status = DocsumError.status
             if not started:
-                await self._send_error(
-                    send,
-                    rid,
-                    500,
-                    "internal_error",
-                    "the server failed; the request id helps us find why",
-                )
+                failed = DocsumError("the server failed; the request id helps us find why")
+                await self._send_error(send, rid, failed)
         finally:
             elapsed = time.perf_counter() - start
             metrics.HTTP_IN_FLIGHT.dec()
@@ -160,10 +150,8 @@ class RequestMiddleware:
             request_id_var.reset(token)
 
     @staticmethod
-    async def _send_error(
-        send: Send, rid: str, status: int, code: str, message: str, close: bool = False
-    ) -> None:
-        body = error_json(code, message)
+    async def _send_error(send: Send, rid: str, exc: DocsumError, close: bool = False) -> None:
+        body = error_json(exc.code, exc.message)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -171,7 +159,7 @@ class RequestMiddleware:
         ]
         if close:  # the rest of the body is never read: the connection cannot be reused
             headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.start", "status": exc.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod

@@ -21,8 +21,8 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from . import metrics
 from .batcher import DynamicBatcher
-from .errors import ERROR_RESPONSES, install_error_handlers
 from .health import Health, health_router
+from .http_errors import ERROR_RESPONSES, install_error_handlers
 from .middleware import RequestMiddleware
 from .settings import ServiceSettings
 

@@ -13,7 +13,8 @@ from typing import Any
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..common.errors import DocsumError, send_error
+from ..common.errors import DocsumError
+from ..common.http_errors import send_error
 from .auth import presented_key
 from .state import Gateway
 

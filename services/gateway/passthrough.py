@@ -19,7 +19,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..common.errors import DocsumError, send_error
+from ..common.errors import DocsumError
+from ..common.http_errors import send_error
 from .pins import HEADER, parse_pins
 from .upstreams import Upstream, UpstreamResponse
 

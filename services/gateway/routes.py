@@ -9,7 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
-from ..common.errors import BadRequest, ErrorBody, UnsupportedMediaType
+from ..common.errors import BadRequest, UnsupportedMediaType
+from ..common.http_errors import ErrorBody
 from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from ..summarizer.schemas import SummarizeRequest, SummarizeResponse
 from .passthrough import forward_json, media_type
