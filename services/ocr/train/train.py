@@ -4,8 +4,10 @@ The learning-rate schedule runs on *training time*, not steps: linear warm-up ov
 3 % of ``--hours``, then cosine decay to 2 % of the peak, and the augmentation difficulty ramps
 from 0.3 to 1 over the first 25 %. So a run sized in hours uses its whole budget well on any
 CPU. ``OUT/last.pt`` (every ``--ckpt-min`` minutes, atomic) holds everything needed to resume
-exactly: weights, optimizer, step, training seconds, RNG and generator states. ``OUT/best.pt``
-is the best by validation CER; each new best is also exported as fp16 to ``--export``.
+exactly: weights, optimizer, step, training seconds, RNG and generator states. ``--resume
+--init CKPT`` (``make train-ocr``) continues ``OUT/last.pt`` where there is one, else starts from
+CKPT's weights with a fresh optimizer and schedule. ``OUT/best.pt`` is the best by validation
+CER; each new best is also exported as fp16 to ``--export``.
 Logs are JSON lines on stdout and in ``OUT/train.log``.
 """
 
@@ -125,14 +127,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="docsum.ocr.train.train", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=REPO_ROOT / ".runs" / "ocr")
     p.add_argument("--hours", type=float, default=2.5, help="training-time budget (hours)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     p.add_argument(
         "--init",
         type=Path,
         default=None,
         metavar="CKPT",
         help="start from CKPT's weights (fine-tune: fresh optimizer and schedule; "
-        "--channels/--hidden come from CKPT)",
+        "--channels/--hidden come from CKPT); ignored when --resume finds OUT/last.pt",
     )
     p.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
     p.add_argument("--batch-size", type=int, default=32)
@@ -213,22 +215,24 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.manual_seed(args.seed)
     cfg = CRNNConfig(channels=tuple(int(c) for c in args.channels.split(",")), hidden=args.hidden)
-    if args.init:
+    last = args.out / "last.pt"
+    resuming = args.resume and last.is_file()
+    if args.init and not resuming:
         model, _, init_ck = load_checkpoint(args.init)  # fp32 whatever it was stored as
         cfg = model.config
         init_meta = init_ck.get("meta", {})
         emit("init", path=str(args.init), step=init_meta.get("step"), cer=init_meta.get("cer"))
-    model = channels_last(model if args.init else CRNN(cfg))
+    model = channels_last(model if args.init and not resuming else CRNN(cfg))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     fonts = find_fonts()
     stream = SynthBatches(
         LineSynth(fonts, seed=args.seed, height=cfg.height), args.batch_size, difficulty=0.3
     )
     step, trained_s, best = 0, 0.0, float("inf")
-    last = args.out / "last.pt"
-    if args.resume and last.is_file():
+    if resuming:
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model = CRNN(CRNNConfig.from_dict(ck["config"]))
+        cfg = model.config
         model.load_state_dict(ck["state_dict"])
         model = channels_last(model)
         opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
