@@ -17,14 +17,13 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ..common.health import Health
 from ..common.service import create_app
+from ..common.version import VERSION
 from .guard import ApiGuard
 from .passthrough import Lane, PassThrough
 from .pins import HEADER
 from .routes import SUMMARIZE_PATH, api_router
 from .settings import GatewaySettings
 from .state import ConfigError, Gateway
-
-VERSION = "0.1.0"
 
 
 def build_app(settings: GatewaySettings | None = None) -> FastAPI:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
+from ..common.contracts import SummarizeRequest, SummarizeResponse
 from ..common.errors import BadRequest, UnsupportedMediaType
 from ..common.http_errors import ErrorBody
 from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
-from ..summarizer.schemas import SummarizeRequest, SummarizeResponse
 from .passthrough import forward_json, media_type
 from .pins import HEADER, parse_pins
 from .pipeline import SummaryParams, UpstreamAnswered

@@ -12,18 +12,19 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, File, Form, UploadFile
 
 from ..common.batcher import DynamicBatcher
+from ..common.contracts import ModelOut
 from ..common.errors import Timeout
 from ..common.health import Health
 from ..common.metrics import stage_timer
 from ..common.service import create_app, model_lifespan
+from ..common.version import VERSION
 from .engine import OCREngine, Page, PageCrops, document_text
 from .gpu import register_gpu_metrics
 from .intake import Limits, decode_pages
 from .model.ctc import Decoded
-from .schemas import LineOut, ModelOut, OCRResponse, PageOut
+from .schemas import LineOut, OCRResponse, PageOut
 from .settings import OCRSettings
 
-VERSION = "0.1.0"
 T = TypeVar("T")
 
 

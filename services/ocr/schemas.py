@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from ..common.contracts import ModelOut
+
 
 class LineOut(BaseModel):
     text: str
@@ -21,11 +23,6 @@ class PageOut(BaseModel):
     height: int
     skew_deg: float = Field(0.0, description="Skew that was corrected before reading, degrees.")
     lines: list[LineOut] = Field(description="Text lines in reading order.")
-
-
-class ModelOut(BaseModel):
-    name: str
-    version: str
 
 
 class OCRResponse(BaseModel):

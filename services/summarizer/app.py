@@ -8,14 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from ..common.batcher import DynamicBatcher
+from ..common.contracts import ModelOut, SentenceOut, SummarizeRequest, SummarizeResponse
 from ..common.errors import InvalidInput, PayloadTooLarge
 from ..common.health import Health
 from ..common.service import create_app, model_lifespan
-from .schemas import ModelOut, SentenceOut, SummarizeRequest, SummarizeResponse
+from ..common.version import VERSION
 from .settings import SummarizerSettings
 from .summarize import Summarizer, Summary, SummaryRequest
-
-VERSION = "0.1.0"
 
 
 def build_app(settings: SummarizerSettings | None = None) -> FastAPI:

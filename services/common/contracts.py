@@ -1,12 +1,21 @@
-"""The summarizer's request and response bodies."""
+"""The bodies the summarizer and the gateway share: ``POST /v1/summarize`` (the gateway's
+``/api/v1/summarize`` forwards it as it is) and the model block of every service's answer.
+
+Only pydantic here: the gateway's image has no torch or numpy.
+"""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
 
+class ModelOut(BaseModel):  # the model that served a request
+    name: str
+    version: str
+
+
 class SummarizeRequest(BaseModel):
-    # strict: JSON true is not the number 1 (lax mode took {"ratio": true} as ratio 1.0).
+    # strict: JSON true is not the number 1, nor "3" the integer 3.
     model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(description="The document's text (UTF-8). Line-wrapped OCR text is fine.")
@@ -22,11 +31,6 @@ class SentenceOut(BaseModel):
     index: int = Field(description="Position of the sentence in the document, from 0.")
     text: str
     score: float = Field(description="Centrality in [0, 1]; higher is more central.")
-
-
-class ModelOut(BaseModel):
-    name: str
-    version: str
 
 
 class SummarizeResponse(BaseModel):
