@@ -138,7 +138,7 @@ def test_judge_passes_fails_and_abstains() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Locust, for real, against a stand-in summarizer
+# Locust, for real, against a stand-in summarizer (seconds each: slow; a server on 127.0.0.1)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -213,6 +213,8 @@ def _user_counts(log: str) -> list[int]:
     ]
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_open_loop_keeps_its_rate_when_the_server_is_slow(
     tmp_path: Path, fake: _FakeSummarizer
 ) -> None:
@@ -228,6 +230,8 @@ def test_open_loop_keeps_its_rate_when_the_server_is_slow(
     assert min(int(k) for k in entry["response_times_ms"]) >= 490
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_open_loop_counts_what_it_could_not_send(tmp_path: Path, fake: _FakeSummarizer) -> None:
     fake.delay_s = 1.0
     summary, _ = locust(
@@ -242,6 +246,8 @@ def test_open_loop_counts_what_it_could_not_send(tmp_path: Path, fake: _FakeSumm
     assert result.error_ratio > 0.7
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_step_ramp_and_spike_shapes_change_the_users(tmp_path: Path, fake: _FakeSummarizer) -> None:
     fake.delay_s = 0.05
     _, log = locust(
@@ -263,6 +269,8 @@ def test_step_ramp_and_spike_shapes_change_the_users(tmp_path: Path, fake: _Fake
     assert summary["entries"][0]["requests"] > 0
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_open_loop_runs_distributed_and_stops_on_the_master_s_clock(
     tmp_path: Path, fake: _FakeSummarizer
 ) -> None:

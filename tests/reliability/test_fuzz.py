@@ -109,6 +109,8 @@ def buggy_api() -> Iterator[str]:
     thread.join(10)
 
 
+@pytest.mark.integration
+@pytest.mark.slow
 def test_the_harness_reports_server_errors_schema_breaks_and_error_shapes(buggy_api: str) -> None:
     report = fuzz_api(buggy_api, 60, seed_value=SEED, timeout_s=5)
     rules = {f.rule for f in report.failures}

@@ -9,6 +9,8 @@ import torch
 from docsum.summarizer.encoder import SentenceEncoder
 from docsum.summarizer.settings import bundled_model_path
 
+pytestmark = pytest.mark.slow  # loads the real encoder (and exports it to ONNX for int8)
+
 SENTENCES = [
     "The council approved the budget on Tuesday.",
     "Spending on schools rises by four per cent, the largest increase in a decade.",
