@@ -16,7 +16,7 @@ from docsum.gateway.backends import BackendsConfigError, parse_backends
 from docsum.gateway.breaker import CircuitBreaker, State
 from docsum.gateway.limits import RateLimiter, TokenBucket
 from docsum.gateway.pins import parse_pins
-from docsum.gateway.upstreams import Backend, choose_version, pick_backend
+from docsum.gateway.routing import Backend, choose_version, pick_backend
 from docsum.gateway.watch import ChangeDetector
 
 
