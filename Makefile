@@ -8,13 +8,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 TORCH_VERSION := 2.13.0
-EXTRAS := summarizer,ocr,gateway,rollout,train,eval,dev
+EXTRAS := summarizer,int8,ocr,gateway,rollout,train,eval,dev
 STAMP := $(VENV)/.docsum-installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor loadtest tesseract wrk
+.PHONY: container-engine images e2e
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -95,6 +96,21 @@ fonts: ## install the training fonts (Debian fonts-* as root; PyPI fontpkg-* and
 train-ocr: setup fonts ## train the CRNN on synthetic lines (resumes OCR_RUN, else from the shipped weights)
 	$(PY) -m docsum.ocr.train.train --out $(OCR_RUN) --hours $(OCR_HOURS) --lr $(OCR_LR) \
 		--resume --init $(OCR_INIT)
+
+# Containers: podman (Debian's) with this project's engine settings, named by CONTAINERS_CONF
+# (nothing system-wide changes; set your own CONTAINERS_CONF to use yours).
+export CONTAINERS_CONF ?= $(CURDIR)/.tools/containers/containers.conf
+IMAGES_ARGS ?=
+
+container-engine: ## podman, buildah, mmdebstrap, runc (apt-get) and their settings in .tools/containers
+	bash scripts/install_podman.sh
+
+images: container-engine ## build docsum/{gateway,summarizer,ocr} (CPU) with podman or docker; sizes printed
+	python3 scripts/images.py $(IMAGES_ARGS)
+
+e2e: setup tools images ## deploy k8s/overlays/local on podman, use it as a user, tear it all down
+	bash scripts/install_prometheus.sh
+	DOCSUM_E2E=1 $(PY) -m pytest tests/e2e -v -p no:cacheprovider
 
 # Kubernetes: tools into .tools/ (package registries only), k8s/ rendered from the chart, checks.
 .PHONY: tools k8s-sync k8s-check

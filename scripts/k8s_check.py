@@ -2,7 +2,7 @@
 
 1. The chart's dashboards match ``monitoring/build_dashboards.py`` and ``k8s/`` matches a fresh
    render of the chart (no drift).
-2. Every overlay (dev, prod) and every component (on the base) renders with ``kubectl
+2. Every overlay (dev, prod, local) and every component (on the base) renders with ``kubectl
    kustomize``, and equals the chart rendered with the same features; the chart renders with
    ``helm template`` for its default, GPU, canary and prod values and passes ``helm lint
    --strict`` with each.
@@ -112,7 +112,7 @@ def _diff(a: dict[str, Any], b: dict[str, Any]) -> str:
 
 def check_renders(renders: dict[str, list[dict[str, Any]]]) -> str:
     # kustomize: the overlays, each component on the base, and prod's combination
-    for overlay in ("dev", "prod"):
+    for overlay in ("dev", "prod", "local"):
         renders[f"kustomize/overlays/{overlay}"] = kr.kustomize(kr.K8S / "overlays" / overlay)
     problems = []
     for feature in kr.FEATURES:
