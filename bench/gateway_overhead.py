@@ -8,15 +8,15 @@ Starts the summarizer, the OCR service and the gateway on 127.0.0.1 (logs at WAR
    a cheap route — ``/v1/summarize`` with an empty text, answered 422 by the summarizer before
    the model — directly and through ``/api/v1/summarize``, in alternating rounds.
 2. Throughput on the same cheap route, 16 connections in a closed loop, gateway / direct, with
-   wrk as the load generator: it costs ~0.04 ms of CPU per request (its socket calls included),
-   where the Python pool costs ~0.08 ms — on two shared cores, CPU the servers would have had.
+   wrk as the load generator: it costs half the CPU per request of a Python client, CPU the
+   servers would otherwise lose on two shared cores (docs/decisions.md).
 3. A 10-page scanned PDF (text pages rendered at 300 dpi, wrapped in a PDF by Pillow as JPEGs,
    as a scanner does) through ``documents:summarize``, against the sum of its parts called
    directly one after another: each page's image taken out of the PDF as the gateway does (the
    scanner's JPEG), OCR of each page, one summary of the text.
 
-Parts 1 and 3 send with the gateway's own lean HTTP/1.1 pool (``docsum.gateway.http1``; httpx
-costs ~1 ms per call here), part 2 with wrk (``make wrk``).
+Parts 1 and 3 send with the gateway's own lean HTTP/1.1 pool (``docsum.gateway.http1``, much
+cheaper per call than httpx), part 2 with wrk (``make wrk``).
 """
 
 from __future__ import annotations

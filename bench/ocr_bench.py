@@ -1,4 +1,4 @@
-"""OCR quality and speed beside Tesseract 5.3, on the dev sets the README's figures come from.
+"""OCR quality and speed beside Tesseract 5.3 on the OCR dev sets (bench/RESULTS.md's figures).
 
 Usage: python bench/ocr_bench.py [--out bench/results/ocr.json] [--skip-http]
                                  [--sets lines,pages,receipts]

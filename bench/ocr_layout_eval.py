@@ -1,5 +1,6 @@
 """Page analysis on the dev sets: end-to-end page CER (old-books), line-box recall (SROIE),
-and analysis speed. A development script, not a test: the figures in the layout report.
+and analysis speed. A development script, not a test: the figures behind the page-analysis
+records of docs/decisions.md.
 
     python bench/ocr_layout_eval.py pages [--every 3] [--show DIR]
     python bench/ocr_layout_eval.py receipts [--split-gap 4.0] [--show DIR]

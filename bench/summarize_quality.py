@@ -1,4 +1,4 @@
-"""ROUGE of docsum and lead-k on the shared dev files (the README's quality table).
+"""ROUGE of docsum and lead-k on the shared dev files (bench/RESULTS.md's quality table).
 
 Usage: python bench/summarize_quality.py [--precision auto|int8|...] [--out FILE]
 Reads ../shared/data/summarization; k is 3 for CNN/DM, 1 for XSum and SciTLDR, 6 for papers

@@ -1,4 +1,4 @@
-"""The highest sustained request rate per route at which the SLOs hold (the README's figures).
+"""The highest sustained request rate per route at which the SLOs hold (loadtests/README.md).
 
 For each route alone, open-loop arrivals (Poisson) at rising rates, ``--run-time`` each; a
 rate passes when the route's p50/p95/p99 and error ratio meet ``slo.toml``. The search stops
@@ -7,7 +7,7 @@ at the first rate that fails; the figure is the last that passed.
     python -m loadtests.capacity                       # every route, the stack as make loadtest
     python -m loadtests.capacity --routes summarize --rates 2,3,4 --run-time 60s
 
-Writes ``reports/capacity.json`` and prints a Markdown table for the README. A run takes
+Writes ``reports/capacity.json`` and prints a Markdown table for loadtests/README.md. A run takes
 routes × rates × (run time + ~15 s); the defaults take 10-20 minutes.
 """
 

@@ -184,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
         choices=["auto", "fp32", "bf16", "fp16", "int8"],
         default=None,
         help="encoder precision (default: DOCSUM_SUMMARIZER_PRECISION, else auto); "
-        "int8 is ~1.2-1.4x faster on CPU, slightly less exact",
+        "int8 is faster on CPU, slightly less exact (for bulk jobs)",
     )
     s.set_defaults(func=cmd_summarize)
 

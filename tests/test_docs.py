@@ -7,10 +7,11 @@ import importlib
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("script", ["scripts/render_settings_docs.py", "bench/render_results.py"])

@@ -3,15 +3,12 @@
 A forward pass allocates and frees the same few-megabyte activation tensors hundreds of times.
 glibc's malloc hands such blocks back to the kernel when they are freed (they were mmap'ed,
 or they sit at the top of the heap above ``M_TRIM_THRESHOLD``), so the next pass faults every
-page in again and the kernel zeroes it: 400,000 page faults per 75 CNN/DM articles in the
-summarizer, which summarizes ~12 % more articles a second without them (paired runs).
-Raising both thresholds keeps those blocks in the heap for reuse, as jemalloc or tcmalloc
-would, at the price of resident memory staying at its peak (the working set a pod's memory
-limit has to cover anyway). Blocks over 32 MB (glibc's ceiling for the setting) are still
-mapped and unmapped each time: the OCR recognizer's largest activations are, so it gains
-little, and the OCR service leaves this off (``keep_freed_memory``): no gain measured there,
-and its decoded page images would stay resident. Linux with glibc only; elsewhere nothing
-changes.
+page in again and the kernel zeroes it. Raising both thresholds keeps those blocks in the heap
+for reuse, as jemalloc or tcmalloc would, at the price of resident memory staying at its peak
+(the working set a pod's memory limit has to cover anyway). Blocks over 32 MB (glibc's ceiling
+for the setting) are still mapped and unmapped each time. Which service turns it on
+(``keep_freed_memory``), and the measurements: docs/decisions.md, "Freed memory kept in the
+heap". Linux with glibc only; elsewhere nothing changes.
 """
 
 from __future__ import annotations

@@ -57,8 +57,8 @@ def configure_runtime(threads: int, keep_freed_memory: bool) -> None:
 
     The model services' numpy work is small (a document's sentence similarities, page
     geometry), but OpenBLAS wakes a thread per core for it, and those threads keep spinning
-    after the call: the next forward pass then shares its cores with them. On 2 cores that
-    made every summary after the first ~60 % slower (150 ms instead of 90 for one article).
+    after the call: the next forward pass then shares its cores with them (docs/decisions.md,
+    "numpy's BLAS held to one thread").
     """
     if threads > 0:
         torch.set_num_threads(threads)

@@ -9,7 +9,7 @@ Scoring follows ../shared/README.md so figures compare:
 * Receipts (SROIE): each box cropped (axis-aligned bounding rectangle of its 4 corners, 2 px
   margin) and read as a line; compared upper-cased.
 
-Tesseract 5.3 runs as the README prescribes: ``--psm 7`` for lines, ``--psm 3`` for pages,
+Tesseract 5.3 runs as ../shared/README.md prescribes: ``--psm 7`` for lines, ``--psm 3`` for pages,
 two processes with ``OMP_THREAD_LIMIT=1``. Both engines' speed is wall time over the set.
 """
 

@@ -129,7 +129,7 @@ def paired_interval(
 
 
 def lead(text: str, k: int) -> list[str]:
-    """The first ``k`` sentences of ``text`` by pysbd (the README's baseline rule)."""
+    """The first ``k`` sentences of ``text`` by pysbd (../shared/README.md's baseline rule)."""
     return _sentences(text)[:k]
 
 

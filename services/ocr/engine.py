@@ -59,9 +59,9 @@ JUNK_MAX_MEAN_PROB = 0.6
 def is_junk(reading: Decoded) -> bool:
     """A speck, an ornament, a bit of a picture or a map that page analysis took for text.
 
-    They read at a mean character probability of 0.1-0.6 ('4ge', '[)', 'UeRXACE=>aE2%^'),
-    where real text, even a lone page number or a worn line, reads at 0.8 or more (all 114
-    old-books pages: every reading of over 8 characters under 0.75 was garbage).
+    They read at a low mean character probability ('4ge', '[)', 'UeRXACE=>aE2%^'), where
+    real text, even a lone page number or a worn line, reads high (docs/decisions.md, "Junk
+    readings left out of page text").
     """
     if not reading.text.strip():
         return True

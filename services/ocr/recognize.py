@@ -37,12 +37,13 @@ log = logging.getLogger(__name__)
 
 #: A crop this many times taller than wide is also tried turned by ±90°: a turned line of three
 #: or more characters is; a lone upright "1" or "I" (about twice as tall as wide) is not, and
-#: reading it turned only invites a confident wrong answer (SROIE line CER 8.79 → 8.64 %).
+#: reading it turned only invites a confident wrong answer (docs/decisions.md, "Tall crops
+#: also read turned").
 TALL_RATIO = 3.0
 
-#: Line crops per forward pass when not set. On a CPU, 48 reads a typical page (30-45 lines)
-#: in one pass; passes of 16-32 run the LSTM's steps for too few lines, 64 and more gain
-#: nothing (bench/ocr_bench.py's HTTP figures). A GPU takes every crop of a call at once.
+#: Line crops per forward pass when not set. On a CPU, 48 reads a typical page in one pass;
+#: smaller passes run the LSTM's steps for too few lines (docs/decisions.md, "Width-sorted
+#: passes of 48 crops"). A GPU takes every crop of a call at once.
 DEFAULT_FORWARD_BATCH = {"cpu": 48, "cuda": 256}
 
 

@@ -17,8 +17,7 @@ BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "crnn.pt"
 class LineBatchSettings(BatchSettings):
     """The batcher gathers line crops, not requests: one page is tens of them. A call's crops
     are sorted by width and cut into forward passes (``forward_batch_size``), so the more
-    lines a call gathers, the less padding each pass carries: under 16 concurrent pages, calls
-    of 256 (sorted passes of 48) read 1.7× the lines per second of calls of 64 read in one pass."""
+    lines a call gathers, the less padding each pass carries."""
 
     max_batch_size: int = Field(256, ge=1, le=1024)
     max_queue_size: int = Field(4096, ge=1)
@@ -51,8 +50,8 @@ class OCRSettings(ModelServiceSettings):
     #: Read crops taller than wide also turned 90° both ways and keep the surest reading.
     try_rotations: bool = True
     batch: LineBatchSettings = Field(default_factory=LineBatchSettings)
-    #: Off here: the recognizer's large activations are over malloc's mmap ceiling, so no gain
-    #: was measured, and decoded page images (tens of MB each) would stay resident.
+    #: Off here: the recognizer's large activations are over malloc's mmap ceiling, so it gains
+    #: nothing, and decoded page images (tens of MB each) would stay resident.
     keep_freed_memory: bool = False
     #: Line crops per forward pass; empty: 48 on a CPU, 256 on CUDA (recognize.py says why).
     forward_batch_size: int | None = Field(None, ge=1, le=1024)

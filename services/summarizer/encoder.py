@@ -4,10 +4,10 @@ The encoder sees every sentence of a whole batch of documents at once. They are 
 once, sorted by token count and cut into forward passes of at most ``batch_tokens`` tokens
 (and ``batch_size`` sentences). BERT checkpoints run packed (:mod:`.packed`: the dense layers
 see no padding at all); any other architecture runs padded to the longest of its pass, which
-sorting keeps small (2 % extra tokens on CNN/DM articles, 22 % when sorted by characters).
-Sentences are cut to ``max_tokens`` tokens: the opening words carry a sentence's topic.
-The weights are held in the compute precision (bf16 on CPUs that have it, fp16 on CUDA):
-autocast would re-cast every weight on every call, 6 % of the time here. ``precision=int8``
+sorting by tokens (not characters) keeps small. Sentences are cut to ``max_tokens`` tokens:
+the opening words carry a sentence's topic. The weights are held in the compute precision
+(bf16 on CPUs that have it, fp16 on CUDA): autocast would re-cast every weight on every call.
+``precision=int8``
 runs the encoder through ONNX Runtime instead (:mod:`.int8`: faster, slightly less exact).
 """
 

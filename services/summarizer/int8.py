@@ -2,19 +2,15 @@
 
 At load, the checkpoint's encoder with its mean pooling and L2 normalization is exported to
 ONNX (fp32), fused by ONNX Runtime's BERT optimizer, and its matrix products are quantized
-dynamically: weights int8 per output
-channel, activations uint8 with one scale per call, computed as the call runs. ONNX Runtime's
-integer kernels (AVX512-VNNI here) then summarize CNN/DM articles ~1.3× as fast as the bf16
-torch path (`bench/summarize_speed.py`). Nothing is downloaded or cached: the
-export and quantization take a few seconds, in a temporary folder, once per process.
+dynamically: weights int8 per output channel, activations uint8 with one scale per call,
+computed as the call runs. ONNX Runtime's integer kernels (AVX512-VNNI) then run it faster
+than the bf16 torch path, slightly less exactly. Nothing is downloaded or cached: the export
+and quantization take a few seconds, in a temporary folder, once per process.
 
-What it costs (`bench/summarize_quality.py --precision int8`, README): embeddings at cosine
-0.992 of fp32's on average (lowest 0.95); the same summary as bf16 for 88 % of CNN/DM
-articles, 96 % of SciTLDR abstracts, 41 % of the long papers; ROUGE-1 0.0 to 0.3 lower than
-bf16's on the dev sets, well inside their noise. Because an activation scale covers the whole
-forward pass, a sentence's embedding depends a little on the sentences batched with it: under
-concurrent load the same text can, rarely, come back with another pick. That is why bf16
-stays the default.
+Because an activation scale covers the whole forward pass, a sentence's embedding depends a
+little on the sentences batched with it: under concurrent load the same text can, rarely,
+come back with another pick. That is why bf16 stays the default (docs/decisions.md, "int8
+through ONNX Runtime, as an option").
 """
 
 from __future__ import annotations
@@ -53,7 +49,8 @@ def quantized_session(model: PreTrainedModel, threads: int) -> object:
 
     Load the model with plain attention (``attn_implementation="eager"``): that graph is what
     ONNX Runtime's BERT optimizer recognizes and fuses (attention, embedding and skip layer
-    norms, bias + GELU), 9 % faster than the unfused one. Then its matrix products are quantized.
+    norms, bias + GELU), which runs faster than the unfused one. Then its matrix products are
+    quantized.
     """
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic

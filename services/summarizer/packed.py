@@ -3,8 +3,8 @@
 A batch of sentences of unequal length is usually padded to its longest, and every dense
 layer (85 % of BERT's work at sentence length) then runs over the padding too. Here the
 tokens of all sentences are laid end to end ([T, hidden]); only attention, which must see one
-sentence at a time, scatters them into a padded [B, heads, L, d] block and gathers them back.
-On one 600-word news article (35 sentences) this computes 1,100 tokens instead of 1,680.
+sentence at a time, scatters them into a padded [B, heads, L, d] block and gathers them back
+(docs/decisions.md, "Packed BERT forward").
 
 Uses the weights of a Hugging Face ``BertModel`` as they are (post-LayerNorm BERT: BERT,
 MiniLM, all-MiniLM-L6-v2, bge, e5…); :func:`supports` says whether a loaded model is one.
@@ -42,9 +42,10 @@ def _attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
 ) -> torch.Tensor:
     """softmax(q·kᵀ/√d + bias)·v, written out: at sentence length (≤ 64 tokens) two batched
-    matrix products beat the fused CPU kernels (2× faster than SDPA's flash path here).
-    ``bias`` is [B·heads, L, L]. The softmax writes float32, then is cast back: CPU's softmax
-    is 2× slower writing bf16 than float32 (same probabilities once rounded)."""
+    matrix products beat SDPA's fused CPU kernels. ``bias`` is [B·heads, L, L]. The softmax
+    writes float32, then is cast back: torch's CPU softmax is slower writing bf16 (same
+    probabilities once rounded). See docs/decisions.md, "Attention as two batched matrix
+    products"."""
     scores = torch.baddbmm(
         bias,
         q.reshape(-1, q.shape[2], q.shape[3]),

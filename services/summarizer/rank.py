@@ -15,11 +15,8 @@ text's own order carries the lead; short documents (abstracts, a few sentences) 
 penalty and only strong edges kept, so the sentence most of the others elaborate on wins; long
 ones (papers, reports, over 60 sentences) with no order penalty either — their later sections
 restate and develop the introduction's claims, and those restatements are often what a
-summary needs — and the weaker edges dropped. The first two were picked from a small grid
-(backward weight × threshold × redundancy) for doing well across news and science together,
-not for the top of one dev file (the grid script is in git history: bench/tune_rank.py); the
-long set from a 3 × 3 grid (threshold × a centroid term, not kept) on two paper collections,
-checked on papers outside that grid (README, Figures).
+summary needs — and the weaker edges dropped. How the sets were picked and checked:
+docs/decisions.md, "Three ranking sets by document length".
 """
 
 from __future__ import annotations

@@ -57,10 +57,9 @@ def quote_fragment(text: str) -> bool:
 
     syntok splits quoted speech at its full stops: ‘That’s how football works. I know what
     to expect,’ he said. comes out as two sentences, the first leaving its quotation open,
-    the second closing one it never opened (16 % of the sentences of CNN/DailyMail articles,
-    13 % of BBC ones). Either piece alone misquotes: the first has no speaker, the second no
-    beginning. Apostrophes (I’ve, don't, the Joneses' house) are told apart from quotation
-    marks by what is around them.
+    the second closing one it never opened. Either piece alone misquotes: the first has no
+    speaker, the second no beginning. Apostrophes (I’ve, don't, the Joneses' house) are told
+    apart from quotation marks by what is around them.
     """
     if _QUOTE_MARKS.isdisjoint(text):
         return False

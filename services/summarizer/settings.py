@@ -36,7 +36,7 @@ class SummarizerSettings(ModelServiceSettings):
     #: The model's name in answers (``model.name``) and in metric labels.
     model_name: str = "all-MiniLM-L6-v2"
     #: Compute precision: auto (bf16 on CPUs that have it, fp16 on CUDA), fp32, bf16, fp16, or
-    #: int8 (CPU only, through ONNX Runtime: ~1.35× faster, slightly less exact; see int8.py).
+    #: int8 (CPU only, through ONNX Runtime: faster, slightly less exact; see int8.py).
     precision: Literal["auto", "fp32", "bf16", "fp16", "int8"] = "auto"
     #: Tokens per sentence the encoder reads; longer sentences are cut.
     max_tokens: int = Field(48, ge=8, le=512)

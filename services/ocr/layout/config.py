@@ -45,17 +45,15 @@ class LayoutConfig:
         unit column gutters are looked for between; below ``min_gutter``.
       split_gap: a row is cut into separate lines (of one row, see ``LineCrop.row``; ordered
         left to right) at gaps wider than this (th): the fields of a receipt row three or more
-        characters apart. Measured: old-book page CER 2.40 % at 2.5 and at 4, 2.46 % at 1.5;
-        SROIE line-box recall at IoU 0.5 74 % at 2.5, 82 % at 1.5, 33 % for whole rows.
+        characters apart (docs/decisions.md, "Split gap between fields of a row").
     Reading order
       min_gutter: a column gutter is at least this wide (th). min_column_width: both columns'
         median line width is at least this (th), so a receipt's price column is not a column.
       min_column_lines: each column holds at least this many lines.
     Crops
       margin_y: margin above and below a line, as a fraction of the line's height (ascenders
-        to descenders); never more than half the gap to the next line. Measured on old-book
-        pages with the shipped recognizer: 0.05 reads best (CER 2.45 % against 2.78 % at 0.15
-        and 3.93 % at 0.3; 2.53 % at 0). margin_x: margin at the line's ends (th).
+        to descenders); never more than half the gap to the next line (docs/decisions.md,
+        "Vertical crop margin"). margin_x: margin at the line's ends (th).
     """
 
     probe_side_px: int = 1200

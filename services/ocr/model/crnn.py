@@ -101,7 +101,7 @@ class CRNN(nn.Module):
 
 def fuse_for_inference(model: CRNN) -> CRNN:
     """Fold each BatchNorm into the conv before it (same outputs in eval mode, fewer passes
-    over memory: ~10-20 % faster on CPU). Returns ``model`` changed in place, in eval mode."""
+    over memory, so faster). Returns ``model`` changed in place, in eval mode."""
     model.eval()
     for block in model.features:
         assert isinstance(block, nn.Sequential)  # every feature block is a _block()
@@ -124,7 +124,7 @@ def fuse_for_inference(model: CRNN) -> CRNN:
 
 def channels_last(model: CRNN) -> CRNN:
     """``model`` with its conv weights in channels-last layout, where oneDNN's convolutions run
-    ~2.5x faster (inference) and ~1.6x faster (training) than on NCHW on this project's CPU.
+    much faster than on NCHW (docs/decisions.md, "BatchNorm folded, channels-last, bf16").
     Feed it ``x.contiguous(memory_format=torch.channels_last)``."""
     return model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
