@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,18 +21,25 @@ from ..common.version import VERSION
 from .guard import ApiGuard
 from .passthrough import Lane, PassThrough
 from .pins import HEADER
-from .routes import SUMMARIZE_PATH, api_router
+from .routes import SUMMARIZE_PATH, router
 from .settings import GatewaySettings
 from .state import ConfigError, Gateway
+from .upstreams import Upstream
 
 
-def build_app(settings: GatewaySettings | None = None) -> FastAPI:
-    """The gateway app; a setting or file that cannot be used stops it here, with why."""
+def build_app(
+    settings: GatewaySettings | None = None, *, upstreams: Mapping[str, Upstream] | None = None
+) -> FastAPI:
+    """The gateway app; a setting or file that cannot be used stops it here, with why.
+
+    ``upstreams``: the upstreams to call (see :class:`Gateway`); made from the settings when
+    None.
+    """
     settings = settings or GatewaySettings()
     # httpx logs every call at INFO: one line per upstream call would double the access log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
-        gateway = Gateway(settings)
+        gateway = Gateway(settings, upstreams)
     except ConfigError as exc:
         raise SystemExit(f"docsum gateway: {exc}") from None
     health = Health(checks=[gateway.readiness])
@@ -76,13 +83,12 @@ def build_app(settings: GatewaySettings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID", HEADER, "Retry-After"],
             max_age=600,
         )
-    api = api_router(gateway)
-    app.include_router(api)
+    app.include_router(router)
     # Inside the kit's request middleware (added first by create_app), before routing: the
     # key check, then the JSON pass-through lane. Both name the request by the API router's
     # own routes (an included router is one opaque route in app.routes).
-    app.user_middleware.append(Middleware(ApiGuard, gateway=gateway, routes=api.routes))
-    summarize = next(r for r in api.routes if getattr(r, "path", "") == "/api/v1/summarize")
+    app.user_middleware.append(Middleware(ApiGuard, gateway=gateway, routes=router.routes))
+    summarize = next(r for r in router.routes if getattr(r, "path", "") == "/api/v1/summarize")
     lane = Lane(summarize, gateway.upstreams["summarizer"], SUMMARIZE_PATH)
     app.user_middleware.append(Middleware(PassThrough, lanes=[lane]))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

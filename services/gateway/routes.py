@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
@@ -106,86 +106,91 @@ def _summary_params(fields: dict[str, str]) -> SummaryParams:
     return SummaryParams(max_sentences, ratio)
 
 
-def api_router(gateway: Gateway) -> APIRouter:
-    """The ``/api/v1`` routes over ``gateway``'s upstreams."""
+async def current_gateway(request: Request) -> Gateway:
+    """The gateway the app was built with (``app.state.gateway``)."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway
 
-    # API keys and rate limits are checked before routing, by ``guard.ApiGuard``.
-    router = APIRouter(
-        prefix="/api/v1",
-        tags=["api"],
-        responses={
-            status: {"model": ErrorBody, "description": description}
-            for status, description in {
-                401: "No valid API key (X-API-Key or Authorization: Bearer).",
-                429: "This key's rate limit is spent (see Retry-After).",
-                502: "An upstream answered with an error (the body names it).",
-            }.items()
-        },
-    )
-    upstreams = gateway.upstreams
 
-    @router.post(
-        "/summarize",
-        operation_id="summarize",
-        summary="Summarize a text (the summarizer service's /v1/summarize).",
-        openapi_extra=_SUMMARIZE_BODY,
-        responses={200: {"model": SummarizeResponse}},
-    )
-    async def summarize(request: Request) -> Response:
-        # JSON bodies are forwarded before routing, by ``passthrough.PassThrough``; this
-        # endpoint answers the rest (415) and serves JSON only where that lane is not mounted.
-        if _media_type(request) != "application/json":
-            raise UnsupportedMediaType(
-                "send the text as JSON with 'content-type: application/json': "
-                '{"text": "...", "max_sentences": 3}'
-            )
-        body = await request.body()
-        r = await forward_json(
-            upstreams["summarizer"], SUMMARIZE_PATH, body, request.headers.get(HEADER)
+GatewayDep = Annotated[Gateway, Depends(current_gateway)]
+
+# API keys and rate limits are checked before routing, by ``guard.ApiGuard``.
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["api"],
+    responses={
+        status: {"model": ErrorBody, "description": description}
+        for status, description in {
+            401: "No valid API key (X-API-Key or Authorization: Bearer).",
+            429: "This key's rate limit is spent (see Retry-After).",
+            502: "An upstream answered with an error (the body names it).",
+        }.items()
+    },
+)
+
+
+@router.post(
+    "/summarize",
+    operation_id="summarize",
+    summary="Summarize a text (the summarizer service's /v1/summarize).",
+    openapi_extra=_SUMMARIZE_BODY,
+    responses={200: {"model": SummarizeResponse}},
+)
+async def summarize(request: Request, gateway: GatewayDep) -> Response:
+    # JSON bodies are forwarded before routing, by ``passthrough.PassThrough``; this
+    # endpoint answers the rest (415) and serves JSON only where that lane is not mounted.
+    if _media_type(request) != "application/json":
+        raise UnsupportedMediaType(
+            "send the text as JSON with 'content-type: application/json': "
+            '{"text": "...", "max_sentences": 3}'
         )
-        return _passed_on(r)
-
-    @router.post(
-        "/ocr",
-        operation_id="ocr",
-        summary="Read the text of an image or a multi-page TIFF (the OCR service's /v1/ocr).",
-        openapi_extra=_OCR_FORM,
+    body = await request.body()
+    r = await forward_json(
+        gateway.upstreams["summarizer"], SUMMARIZE_PATH, body, request.headers.get(HEADER)
     )
-    async def ocr(request: Request) -> Response:
-        upload, fields = await _upload(request)
-        data, kind = await _read_typed(upload, IMAGE_KINDS)
-        form = {"mode": fields["mode"]} if "mode" in fields else None
-        r = await upstreams["ocr"].call(
-            "POST",
-            "/v1/ocr",
-            files={"file": (upload.filename or f"upload.{kind}", data, MEDIA_TYPES[kind])},
-            data=form,
-            pin=parse_pins(request.headers.get(HEADER)).for_upstream("ocr"),
+    return _passed_on(r)
+
+
+@router.post(
+    "/ocr",
+    operation_id="ocr",
+    summary="Read the text of an image or a multi-page TIFF (the OCR service's /v1/ocr).",
+    openapi_extra=_OCR_FORM,
+)
+async def ocr(request: Request, gateway: GatewayDep) -> Response:
+    upload, fields = await _upload(request)
+    data, kind = await _read_typed(upload, IMAGE_KINDS)
+    form = {"mode": fields["mode"]} if "mode" in fields else None
+    r = await gateway.upstreams["ocr"].call(
+        "POST",
+        "/v1/ocr",
+        files={"file": (upload.filename or f"upload.{kind}", data, MEDIA_TYPES[kind])},
+        data=form,
+        pin=parse_pins(request.headers.get(HEADER)).for_upstream("ocr"),
+    )
+    return _passed_on(r)
+
+
+@router.post(
+    "/documents:summarize",
+    operation_id="summarize_document",
+    summary="Read a document (image, multi-page TIFF or PDF) and summarize it.",
+    openapi_extra=_UPLOAD_FORM,
+    response_model=DocumentSummary,
+)
+async def summarize_document(request: Request, gateway: GatewayDep) -> Any:
+    start = time.perf_counter()
+    upload, fields = await _upload(request)
+    params = _summary_params(fields)
+    pinned = parse_pins(request.headers.get(HEADER))
+    data, kind = await _read_typed(upload, None)
+    if pinned.default is not None and not any(
+        pinned.default in u.routes.versions for u in gateway.upstreams.values()
+    ):
+        raise BadRequest(f"{HEADER}: no upstream has a version {pinned.default!r}")
+    try:
+        return await gateway.pipeline.run(
+            data, kind, upload.filename or "", params, pinned, time.perf_counter() - start
         )
-        return _passed_on(r)
-
-    @router.post(
-        "/documents:summarize",
-        operation_id="summarize_document",
-        summary="Read a document (image, multi-page TIFF or PDF) and summarize it.",
-        openapi_extra=_UPLOAD_FORM,
-        response_model=DocumentSummary,
-    )
-    async def summarize_document(request: Request) -> Any:
-        start = time.perf_counter()
-        upload, fields = await _upload(request)
-        params = _summary_params(fields)
-        pinned = parse_pins(request.headers.get(HEADER))
-        data, kind = await _read_typed(upload, None)
-        if pinned.default is not None and not any(
-            pinned.default in u.routes.versions for u in upstreams.values()
-        ):
-            raise BadRequest(f"{HEADER}: no upstream has a version {pinned.default!r}")
-        try:
-            return await gateway.pipeline.run(
-                data, kind, upload.filename or "", params, pinned, time.perf_counter() - start
-            )
-        except UpstreamAnswered as answered:
-            return _passed_on(answered.response)
-
-    return router
+    except UpstreamAnswered as answered:
+        return _passed_on(answered.response)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 
 from ..common.errors import RateLimited, Unauthorized
 from . import metrics
@@ -25,12 +26,18 @@ class ConfigError(RuntimeError):
 
 
 class Gateway:
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(
+        self, settings: GatewaySettings, upstreams: Mapping[str, Upstream] | None = None
+    ) -> None:
+        """``upstreams``: one :class:`Upstream` per name in ``backends.UPSTREAMS`` (made from
+        the settings when None); the backends file fills their routing tables."""
         self.settings = settings
-        self.upstreams: dict[str, Upstream] = {
-            "ocr": Upstream("ocr", settings.ocr),
-            "summarizer": Upstream("summarizer", settings.summarizer),
-        }
+        if upstreams is None:
+            upstreams = {
+                "ocr": Upstream("ocr", settings.ocr),
+                "summarizer": Upstream("summarizer", settings.summarizer),
+            }
+        self.upstreams: dict[str, Upstream] = dict(upstreams)
         self.limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
         self.pipeline = DocumentPipeline(
             settings, self.upstreams["ocr"], self.upstreams["summarizer"]
