@@ -1,12 +1,12 @@
 """A lean HTTP/1.1 keep-alive client for the gateway's calls to its upstreams.
 
 httpx's ``AsyncClient`` (httpcore: anyio streams, the pure-Python h11 parser, URL parsing,
-cookie handling) costs ~0.8 ms of CPU per call on this project's 2-core machine: most of the
-gateway's whole overhead budget of 1 ms. This pool writes requests itself and parses answers
-with httptools' C parser (the one uvicorn uses): ~20-80 µs per call.
+cookie handling) would spend most of the gateway's CPU per proxied call (see
+docs/decisions.md). This pool writes requests itself and parses answers with httptools' C
+parser (the one uvicorn uses).
 
 Scope: plain ``http://`` to our own services; HTTPS backends use httpx's transport (see
-``upstreams``). :meth:`Http1Transport.send` is the call the gateway makes (no URL parsing, no
+``transport``). :meth:`Http1Transport.send` is the call the gateway makes (no URL parsing, no
 httpx objects); ``handle_async_request`` makes it an httpx transport too. Response bodies are
 read whole (they are JSON). A request that fails on a reused keep-alive connection before any
 byte of the answer came back is sent once more on a new connection: the server closed the
