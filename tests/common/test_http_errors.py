@@ -16,9 +16,10 @@ from docsum.common.http_errors import install_error_handlers
 
 
 def test_each_client_error_status_has_one_class() -> None:
-    classes = [
-        c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, DocsumError)
-    ]
+    classes: list[type[DocsumError]] = []
+    for value in vars(errors).values():
+        if isinstance(value, type) and issubclass(value, DocsumError):
+            classes.append(value)
     statuses = Counter(c.status for c in classes if 400 <= c.status < 500)
     assert max(statuses.values()) == 1, statuses
     assert {c.status: c.code for c in classes if 400 <= c.status < 500} == CLIENT_ERROR_CODES

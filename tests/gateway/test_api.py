@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -47,7 +48,11 @@ def test_summarize_goes_through_with_the_request_id(
     assert len(r.json()["sentences"]) == 2
     assert r.headers["x-docsum-backend"] == "stable"
     assert r.headers["x-request-id"] == "gw-test-rid-0001"
-    # The summarizer logged the same request id: it was propagated upstream.
+    # The summarizer logged the same request id: it was propagated upstream. Its access line
+    # is written once the answer has left, so it may come a moment after the answer.
+    deadline = time.monotonic() + 10.0
+    while "gw-test-rid-0001" not in summarizer_service.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert "gw-test-rid-0001" in summarizer_service.logs()
     # Client errors of the upstream come back as they are (422 with its message).
     r = _post(gateway_service, "/api/v1/summarize", json={"text": " "})
