@@ -11,9 +11,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 #: service → the function that builds its app. Entries appear as services land.
 SERVICES: dict[str, str] = {
@@ -47,12 +46,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     if unknown:
         raise SystemExit(f"unknown service(s) {unknown}; choose from {sorted(SERVICES)}")
     return run_stack(args.services or list(SERVICES))
-
-
-def _read_jsonl(fh: TextIO) -> Iterator[tuple[int, dict[str, Any]]]:
-    for n, line in enumerate(fh, 1):
-        if line.strip():
-            yield n, json.loads(line)
 
 
 def cmd_summarize(args: argparse.Namespace) -> int:

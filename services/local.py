@@ -63,7 +63,7 @@ def run_stack(services: list[str]) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
-    def on_signal(signum: int, _frame: object) -> None:
+    def on_signal(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 

@@ -21,7 +21,9 @@ from .logs import new_request_id, request_id_var
 
 log = logging.getLogger("docsum.access")
 
-REQUEST_ID_HEADER = "x-request-id"
+#: Taken from the request when valid, else made; sent back on the answer (and, by the gateway,
+#: upstream).
+REQUEST_ID_HEADER = b"x-request-id"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 #: Probe and scrape traffic is counted but not logged: it would drown the access log.
 _QUIET = frozenset({"/livez", "/readyz", "/metrics"})
@@ -63,7 +65,7 @@ class RequestMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = _header(scope, b"x-request-id")
+        given = _header(scope, REQUEST_ID_HEADER)
         rid = given if given and _VALID_ID.match(given) else new_request_id()
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
@@ -87,7 +89,7 @@ class RequestMiddleware:
                     return
                 status = message["status"]
                 started = True
-                headers = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                headers = [*message.get("headers", []), (REQUEST_ID_HEADER, rid.encode())]
                 message = {**message, "headers": headers}
             elif refused:
                 return
@@ -155,7 +157,7 @@ class RequestMiddleware:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"x-request-id", rid.encode()),
+            (REQUEST_ID_HEADER, rid.encode()),
         ]
         if close:  # the rest of the body is never read: the connection cannot be reused
             headers.append((b"connection", b"close"))

@@ -2,8 +2,8 @@
 
 The service runs the two halves separately — page analysis in a thread pool, recognition
 through the dynamic batcher so line crops of concurrent requests share forward passes — while
-the CLI and the benchmarks call :meth:`OCREngine.read_pages`, which batches every line of many
-pages into one recognizer call.
+the CLI and the benchmarks call :meth:`OCREngine.read_stream`, which reads documents in
+chunks, every line of a chunk in one recognizer call.
 """
 
 from __future__ import annotations
@@ -173,13 +173,6 @@ class OCREngine:
         """One batch of crops through the recognizer (the batcher's model call)."""
         with stage_timer(self.name, "recognize"):
             return self.recognizer.recognize(crops)
-
-    def read_pages(self, pages: Sequence[np.ndarray], mode: Mode = "page") -> list[Page]:
-        """Read ``pages`` in-process: every line of every page in one recognizer call."""
-        [(_, result)] = self.read_stream([pages], lambda p: list(p), mode)
-        if isinstance(result, Exception):
-            raise result
-        return result
 
     def read_stream(
         self,

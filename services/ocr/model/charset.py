@@ -8,7 +8,7 @@ cannot predict one frame at a time, and would silently change what the model is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 BLANK = 0
 ASCII = "".join(chr(c) for c in range(0x20, 0x7F))  # space .. ~ (95 characters)
@@ -92,19 +92,10 @@ class Charset:
         n = len(self.chars)
         return "".join(self.chars[i - 1] for i in ids if 0 < i <= n)
 
-    def covers(self, text: str) -> bool:
-        """True when every character of ``text`` is in the alphabet as it is."""
-        return all(c in self._index for c in text)
-
 
 def to_ascii(text: str) -> str:
     """Replace typographic marks with their plain-ASCII spelling (’ → ', “ → \", — → --)."""
     return "".join(TO_ASCII.get(c, c) for c in text)
-
-
-def missing_chars(texts: Sequence[str], charset: Charset) -> set[str]:
-    """Characters of ``texts`` the charset lacks (before folding): for data audits."""
-    return {c for t in texts for c in t if not charset.covers(c)}
 
 
 DEFAULT_CHARSET = Charset()

@@ -108,7 +108,6 @@ RECEIPT_WORDS = (
     "MASTER",
     "NETT",
 )
-PUNCT_END = ".,;:!?"
 
 
 @lru_cache(maxsize=1)
