@@ -15,7 +15,7 @@ class ModelOut(BaseModel):  # the model that served a request
 
 
 class SummarizeRequest(BaseModel):
-    # strict: JSON true is not the number 1, nor "3" the integer 3.
+    # strict: JSON true is not the number 1 (docs/decisions.md, "Strict request models").
     model_config = ConfigDict(extra="forbid", strict=True)
 
     text: str = Field(description="The document's text (UTF-8). Line-wrapped OCR text is fine.")

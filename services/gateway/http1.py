@@ -1,9 +1,9 @@
 """A lean HTTP/1.1 keep-alive client for the gateway's calls to its upstreams.
 
 httpx's ``AsyncClient`` (httpcore: anyio streams, the pure-Python h11 parser, URL parsing,
-cookie handling) would spend most of the gateway's CPU per proxied call (see
-docs/decisions.md). This pool writes requests itself and parses answers with httptools' C
-parser (the one uvicorn uses).
+cookie handling) would spend most of the gateway's CPU per proxied call (docs/decisions.md,
+"Where the gateway's CPU goes"). This pool writes requests itself and parses answers with
+httptools' C parser (the one uvicorn uses).
 
 Scope: plain ``http://`` to our own services; HTTPS backends use httpx's transport (see
 ``transport``). :meth:`Http1Transport.send` is the call the gateway makes (no URL parsing, no

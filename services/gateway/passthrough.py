@@ -3,9 +3,9 @@
 The route forwards a JSON body to the summarizer and passes its answer back: the gateway has
 nothing to parse, validate or build. Through FastAPI (exception layers, routing, the
 endpoint's wrappers, Request and Response objects) that path would cost as much CPU as the
-forwarding itself (see docs/decisions.md); here it is a dictionary lookup. It runs inside
-the kit's request middleware and the key check, so the request id, body limits, access log
-and metrics are those of every other route.
+forwarding itself (docs/decisions.md, "Where the gateway's CPU goes"); here it is a
+dictionary lookup. It runs inside the kit's request middleware and the key check, so the
+request id, body limits, access log and metrics are those of every other route.
 
 The route is still declared in ``routes.py``: the declaration documents it (OpenAPI), names
 it in the metrics, and answers what this lane does not take — a body that is not JSON (415)
