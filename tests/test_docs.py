@@ -78,3 +78,18 @@ def test_documented_names_are_the_ones_read(
     for part in attribute.split("."):
         settings = getattr(settings, part)
     assert settings == value
+
+
+def test_decision_references_name_a_record() -> None:
+    """Code that cites ``docs/decisions.md, "<title>"`` names a record that exists there."""
+    titles = set(re.findall(r"^#{2,3} (.+)$", (ROOT / "docs/decisions.md").read_text(), re.M))
+    cited: dict[str, str] = {}
+    for folder in ("services", "bench", "loadtests", "scripts", "monitoring"):
+        for path in (ROOT / folder).rglob("*.py"):
+            # Comments and docstrings wrap: join the lines, dropping their comment markers.
+            text = re.sub(r"\s*\n\s*(?:#:?\s*)?", " ", path.read_text())
+            for title in re.findall(r'decisions\.md, "([^"]+)"', text):
+                cited[title] = str(path.relative_to(ROOT))
+    assert cited, "no code cites docs/decisions.md"
+    missing = {t: p for t, p in cited.items() if t not in titles}
+    assert not missing, f"no such record in docs/decisions.md: {missing}"
