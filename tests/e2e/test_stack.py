@@ -15,7 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.gateway.documents import make_pdf
+from tests.support.documents import make_pdf
 
 from .conftest import GATEWAY, Deployed
 from .kube import ROOT, podman
@@ -67,7 +67,7 @@ def test_every_container_is_non_root_read_only_and_ready(deployed: Deployed) -> 
 
 
 @pytest.mark.parametrize("image", ["gateway", "ocr", "summarizer"])
-def test_image_starts_without_any_network(image: str) -> None:
+def test_image_starts_without_any_network(image: str, tmp_path: Path) -> None:
     """The weights are inside: with no network at all the model services turn ready."""
     tag = subprocess.run(
         [
@@ -85,8 +85,16 @@ def test_image_starts_without_any_network(image: str) -> None:
     path, want = ("/livez", 200) if image == "gateway" else ("/readyz", 200)
     name = f"docsum-e2e-offline-{image}"
     podman("rm", "--force", "--ignore", name)
+    # The gateway refuses to start without an API keys file (no key, no access).
+    keys = tmp_path / "api-keys"
+    keys.write_text(f"e2e:{'0' * 64}\n")
+    keys.chmod(0o444)
     podman(
         "run",
+        "--volume",
+        f"{keys}:/etc/docsum/api-keys:ro",
+        "--env",
+        "DOCSUM_GATEWAY_API_KEYS_FILE=/etc/docsum/api-keys",
         "--detach",
         "--name",
         name,
@@ -164,7 +172,7 @@ def test_pdf_with_text_and_scanned_pages(deployed: Deployed) -> None:
     )
     assert resp.status_code == 200, resp.text
     body = resp.json()
-    assert [p["source"] for p in body["pages"]] == ["text_layer", "ocr"], body["pages"]
+    assert [p["source"] for p in body["pages"]] == ["text-layer", "ocr"], body["pages"]
     assert body["errors"] == []
     assert body["summary"]
 
