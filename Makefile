@@ -45,10 +45,10 @@ lint: setup ## ruff + mypy
 	MYPYPATH=build/mypy $(VENV)/bin/mypy -p docsum
 
 bench: setup tesseract wrk ## the benchmarks behind the README's figures
-	$(PY) bench/summarize_quality.py
-	$(PY) bench/summarize_speed.py
-	$(PY) bench/ocr_bench.py
-	$(PY) bench/gateway_overhead.py
+	$(PY) -m bench.summarize_quality
+	$(PY) -m bench.summarize_speed
+	$(PY) -m bench.ocr_bench
+	$(PY) -m bench.gateway_overhead
 
 wrk: ## wrk (the load generator of the gateway's throughput figure) into .tools/wrk, no root
 	bash scripts/install_wrk.sh
@@ -77,10 +77,10 @@ loadtest: setup ## Locust against the local stack: p50/p95/p99 per route, SLO ve
 FUZZ_CASES ?= 1000
 SOAK_MINUTES ?= 10
 fuzz: setup ## schemathesis: >= 1,000 generated cases per API, zero 5xx/hangs → bench/results/fuzz.json
-	$(PY) bench/fuzz.py --cases $(FUZZ_CASES)
+	$(PY) -m bench.fuzz --cases $(FUZZ_CASES)
 
 soak: setup ## 10 min of mixed load on the stack, RSS sampled: growth < 5 % → bench/results/soak.json
-	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
 
 OCR_RUN ?= .runs/ocr-ft
 # The shipped weights' schedule (the fine-tune, see MODEL_CARD.md): a larger OCR_HOURS trains on.

@@ -6,7 +6,7 @@ writes ``bench/results/fuzz.json``: cases sent, answers by status, failures with
 line, time taken. Exits 1 if any case broke a rule (a 5xx, a hang, a malformed error, a
 schema-invalid request accepted, a 200 that breaks its schema).
 
-    python bench/fuzz.py --cases 1000 [--seed N] [--out bench/results/fuzz.json]
+    python -m bench.fuzz --cases 1000 [--seed N] [--out bench/results/fuzz.json]
 """
 
 from __future__ import annotations
@@ -14,17 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the harness lives with the tests
-
-from tests.conftest import GATEWAY_KEY  # noqa: E402
-from tests.reliability.fuzzing import fuzz_api  # noqa: E402
-from tests.reliability.stack import NO_RATE_LIMIT, start_stack  # noqa: E402
+from tests.reliability.fuzzing import fuzz_api
+from tests.support.services import GATEWAY_KEY, ROOT
+from tests.support.stack import NO_RATE_LIMIT, start_stack
 
 
 def main() -> int:
@@ -62,7 +58,7 @@ def main() -> int:
         finally:
             stack.stop()
     result = {
-        "command": f"python bench/fuzz.py --cases {args.cases}",
+        "command": f"python -m bench.fuzz --cases {args.cases}",
         "machine": f"{platform.node()} ({platform.processor() or platform.machine()})",
         "cases_per_api": args.cases,
         "apis": reports,

@@ -1,6 +1,6 @@
 """Gateway overhead: what going through the gateway adds to calling a service directly.
 
-Usage: python bench/gateway_overhead.py [--out bench/results/gateway_overhead.json]
+Usage: python -m bench.gateway_overhead [--out bench/results/gateway_overhead.json]
 
 Starts the summarizer, the OCR service and the gateway on 127.0.0.1 (logs at WARNING), then:
 1. Latency added at 200 requests/s, open loop (requests leave on schedule whether or not the
@@ -23,48 +23,31 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests.gateway.documents: the document makers
-
-from docsum.common.probe import wait_ready  # noqa: E402
-from docsum.gateway.http1 import Http1Transport  # noqa: E402
-from docsum.gateway.pdf import PdfDocument, render_png  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.gateway.documents import ARTICLE, scanned_pdf, text_page  # noqa: E402
+from docsum.gateway.http1 import Http1Transport
+from docsum.gateway.pdf import PdfDocument, render_png
+from tests.support.documents import ARTICLE, scanned_pdf, text_page
+from tests.support.services import GATEWAY_KEY, ROOT, LiveService, start_gateway, start_service
+from tests.support.stack import stable_backends
 
 DATA = ROOT.parent / "shared" / "data" / "summarization" / "cnndm-dev.jsonl"
 WRK = ROOT / ".tools" / "wrk" / "bin" / "wrk"  # scripts/install_wrk.sh
-KEY = "bench-key"
+KEY = GATEWAY_KEY
 CHEAP = b'{"text": ""}'  # refused (422) by the summarizer before the model: a routing cost only
 
 
-def _start(name: str, env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """``docsum serve name``; the gateway logs as deployed (INFO: one access line per
-    request), the services behind it at WARNING (the same on both paths)."""
-    port = free_port()
-    full = {
-        **os.environ,
-        f"DOCSUM_{name.upper()}_PORT": str(port),
-        f"DOCSUM_{name.upper()}_LOG_LEVEL": "INFO" if name == "gateway" else "WARNING",
-        **env,
-    }
-    log = (tmp / f"{name}.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "docsum.cli", "serve", name], env=full, stdout=log, stderr=log
-    )
-    return proc, port
+#: The services behind the gateway log at WARNING (the same on both paths); the gateway logs
+#: as deployed (INFO: one access line per request).
+QUIET = "WARNING"
 
 
 class Client:
@@ -313,32 +296,26 @@ def main() -> None:
     ap.add_argument("--only", choices=["overhead", "throughput", "pdf"], help="one part only")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    procs: list[subprocess.Popen[bytes]] = []
+    services: list[LiveService] = []
     try:
-        summ, summ_port = _start("summarizer", {}, tmp)
-        ocr, ocr_port = _start("ocr", {}, tmp)
-        procs += [summ, ocr]
-        (tmp / "keys").write_text(f"bench:{hashlib.sha256(KEY.encode()).hexdigest()}\n")
-        backends = {
-            "ocr": [{"url": f"http://127.0.0.1:{ocr_port}", "version": "stable", "weight": 100}],
-            "summarizer": [
-                {"url": f"http://127.0.0.1:{summ_port}", "version": "stable", "weight": 100}
-            ],
-        }
-        (tmp / "backends.json").write_text(json.dumps(backends))
-        gw, gw_port = _start(
-            "gateway",
+        summ = start_service("summarizer", tmp, {"DOCSUM_SUMMARIZER_LOG_LEVEL": QUIET}, wait=False)
+        ocr = start_service("ocr", tmp, {"DOCSUM_OCR_LOG_LEVEL": QUIET}, wait=False)
+        services += [summ, ocr]
+        gw = start_gateway(
+            tmp / "gateway",
+            stable_backends(ocr, summ),
             {
-                "DOCSUM_GATEWAY_API_KEYS_FILE": str(tmp / "keys"),
-                "DOCSUM_GATEWAY_BACKENDS_FILE": str(tmp / "backends.json"),
+                "DOCSUM_GATEWAY_LOG_LEVEL": "INFO",
                 "DOCSUM_GATEWAY_RATE_LIMIT_RPS": "1000000",
                 "DOCSUM_GATEWAY_RATE_LIMIT_BURST": "1000000",
             },
-            tmp,
+            wait=False,
         )
-        procs.append(gw)
-        for proc, port in ((summ, summ_port), (ocr, ocr_port), (gw, gw_port)):
-            wait_ready(f"http://127.0.0.1:{port}", alive=lambda p=proc: p.poll() is None)
+        services.append(gw)
+        for svc in services:
+            svc.wait_ready()
+        summ_port, ocr_port, gw_port = summ.port, ocr.port, gw.port
+        gw_pid, summ_pid = gw.proc.pid, summ.proc.pid
         pdf = scanned_pdf([text_page(page) for page in _pages(10)])
 
         async def run() -> dict[str, Any]:
@@ -348,7 +325,7 @@ def main() -> None:
             if args.only in (None, "overhead"):
                 out["overhead"] = await overhead(direct, gateway, args.rate, args.requests)
             if args.only in (None, "throughput"):
-                out["throughput_cheap_route"] = await throughput(direct, gateway, gw.pid, summ.pid)
+                out["throughput_cheap_route"] = await throughput(direct, gateway, gw_pid, summ_pid)
             if args.only in (None, "pdf"):
                 out["scanned_pdf_10_pages"] = await pdf_pipeline(ocr_port, summ_port, gw_port, pdf)
             return out
@@ -362,10 +339,8 @@ def main() -> None:
             "note": "2-core VM: gateway, services and load generator share both cores",
         }
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(30)
+        for svc in services:
+            svc.stop()
     print(json.dumps(result, indent=2))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")

@@ -12,18 +12,16 @@ pause does not decide it: ``(median of the last window − median of the first) 
 The run fails (exit 1) if a valid request is lost (any answer but 200), a hostile one is not
 refused with a 4xx, or any service's RSS grows by ``--max-growth`` (5 %) or more.
 
-    python bench/soak.py --minutes 10 [--out bench/results/soak.json]
+    python -m bench.soak --minutes 10 [--out bench/results/soak.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import json
 import platform
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -32,28 +30,19 @@ from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the stack helpers and the hostile corpus live with the tests
-
-from tests.conftest import GATEWAY_KEY  # noqa: E402
-from tests.hostile import corpus  # noqa: E402
-from tests.ocr.render import page_image  # noqa: E402
-from tests.reliability.load import LoadLoop  # noqa: E402
-from tests.reliability.stack import NO_RATE_LIMIT, ProcStats, start_stack  # noqa: E402
+from tests.hostile import corpus
+from tests.reliability.load import LoadLoop
+from tests.support.documents import page_image, png_bytes
+from tests.support.services import GATEWAY_KEY, ROOT
+from tests.support.stack import NO_RATE_LIMIT, ProcStats, start_stack
 
 AUTH = {"X-API-Key": GATEWAY_KEY}
 ARTICLE = " ".join(corpus.SENTENCES * 6)
 
 
-def _png(img: Any) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format="PNG")
-    return out.getvalue()
-
-
 def request_mix(gateway_url: str) -> Any:
     """The send function of the load loop: valid requests, 1 in 10 hostile."""
-    page = _png(page_image()[0])
+    page = png_bytes(page_image()[0])
     text_pdf = corpus.build_pdf([list(corpus.SENTENCES)] * 2)
     hostile = [h for h in corpus.image_corpus() + corpus.document_corpus() if h.statuses[0] >= 400]
     hostile_json = [
@@ -172,7 +161,7 @@ def main() -> int:
             ],
         }
     result = {
-        "command": f"python bench/soak.py --minutes {args.minutes:g}",
+        "command": f"python -m bench.soak --minutes {args.minutes:g}",
         "machine": f"{platform.node()} ({platform.processor() or platform.machine()})",
         "seconds": round(report.elapsed_s, 1),
         "concurrency": args.concurrency,

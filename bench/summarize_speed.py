@@ -1,6 +1,6 @@
 """Summarizer speed: JSONL throughput in-process, and latency and throughput over HTTP.
 
-Usage: python bench/summarize_speed.py [--out bench/results/summarize_speed.json]
+Usage: python -m bench.summarize_speed [--out bench/results/summarize_speed.json]
 1. `docsum summarize --jsonl` path: CNN/DM dev articles (75, twice per round), documents/s
    after the model is loaded and warm, for each precision (default: auto, i.e. bf16 here, and
    int8), in alternating rounds.
@@ -15,20 +15,18 @@ import asyncio
 import io
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from docsum.common.probe import wait_ready
 from docsum.summarizer.jsonl import summarize_jsonl
 from docsum.summarizer.settings import SummarizerSettings
 from docsum.summarizer.summarize import Summarizer
+from tests.support.services import start_service
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "summarization"
 
@@ -54,54 +52,38 @@ def jsonl_throughput(lines: list[str], precisions: list[str], rounds: int) -> di
     }
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_figures(article: str, others: list[str], precision: str) -> dict[str, float]:
-    port = _port()
-    env = {
-        **os.environ,
-        "DOCSUM_SUMMARIZER_PORT": str(port),
-        "DOCSUM_SUMMARIZER_LOG_LEVEL": "WARNING",
-        "DOCSUM_SUMMARIZER_PRECISION": precision,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "docsum.cli", "serve", "summarizer"],
-        env=env,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, alive=lambda: proc.poll() is None)
-        lat = []
-        with httpx.Client(timeout=60) as c:
-            for _ in range(40):
-                t = time.perf_counter()
-                c.post(f"{url}/v1/summarize", json={"text": article}).raise_for_status()
-                lat.append(time.perf_counter() - t)
+    env = {"DOCSUM_SUMMARIZER_LOG_LEVEL": "WARNING", "DOCSUM_SUMMARIZER_PRECISION": precision}
+    with tempfile.TemporaryDirectory(prefix="summarize-speed-") as tmp:
+        server = start_service("summarizer", Path(tmp), env)
+        try:
+            return _latency_and_rate(server.url, article, others)
+        finally:
+            server.stop()
 
-        async def concurrent() -> float:
-            async with httpx.AsyncClient(timeout=120) as c:
-                queue = list(others)
 
-                async def worker() -> None:
-                    while queue:
-                        text = queue.pop()
-                        (
-                            await c.post(f"{url}/v1/summarize", json={"text": text})
-                        ).raise_for_status()
+def _latency_and_rate(url: str, article: str, others: list[str]) -> dict[str, float]:
+    lat = []
+    with httpx.Client(timeout=60) as c:
+        for _ in range(40):
+            t = time.perf_counter()
+            c.post(f"{url}/v1/summarize", json={"text": article}).raise_for_status()
+            lat.append(time.perf_counter() - t)
 
-                t = time.perf_counter()
-                await asyncio.gather(*(worker() for _ in range(16)))
-                return len(others) / (time.perf_counter() - t)
+    async def concurrent() -> float:
+        async with httpx.AsyncClient(timeout=120) as c:
+            queue = list(others)
 
-        rate = asyncio.run(concurrent())
-    finally:
-        proc.terminate()
-        proc.wait(30)
+            async def worker() -> None:
+                while queue:
+                    text = queue.pop()
+                    (await c.post(f"{url}/v1/summarize", json={"text": text})).raise_for_status()
+
+            t = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(16)))
+            return len(others) / (time.perf_counter() - t)
+
+    rate = asyncio.run(concurrent())
     lat.sort()
     return {
         "p50_ms": round(1000 * statistics.median(lat), 1),

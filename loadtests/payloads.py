@@ -8,23 +8,30 @@ installed, else Pillow's built-in scalable font). Everything is seeded, so a run
   their count and length matter, not their truth). Lengths follow news: median ~600 words.
 - :func:`page_image` — an A4 page at 300 dpi (what a scanner and the gateway's PDF renderer
   produce), grey, with a title and justified-ish paragraphs in an 11 pt serif.
-- :func:`tiff_document`, :func:`scanned_pdf`, :func:`text_pdf` — multi-page TIFF, an image-only
-  PDF (a scan) and a PDF with a real text layer (born-digital), for the document pipeline.
+- :func:`text_pdf` — a PDF with a real text layer (born-digital); with the multi-page TIFF
+  and the image-only PDF (a scan) of ``tests/support/documents.py``, the document pipeline's
+  inputs.
 
 This module does not import Locust (no gevent monkey-patching): tests and tools can use it.
 """
 
 from __future__ import annotations
 
-import io
 import math
 import random
 import uuid
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from tests.support.documents import (
+    pdf_string,
+    png_bytes,
+    scanned_pdf,
+    serialize,
+    serif_font,
+    tiff_bytes,
+)
 
 # A small grammar for news prose. Slots are filled at random; sentences are 12-35 words.
 _SUBJECTS = [
@@ -162,21 +169,6 @@ def article_words(rng: random.Random) -> int:
 # Pages
 
 A4_MM = (210, 297)
-_FONT_CANDIDATES = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSerif-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation2/LiberationSerif-Regular.ttf",
-    "/usr/share/fonts/truetype/freefont/FreeSerif.ttf",
-]
-
-
-@cache
-def _font(size_px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for path in _FONT_CANDIDATES:
-        if Path(path).is_file():
-            return ImageFont.truetype(path, size_px)
-    # Pillow ≥ 10.1 ships a scalable default font (used where no system font is installed).
-    return ImageFont.load_default(size=size_px)
 
 
 def _wrap(draw: ImageDraw.ImageDraw, text: str, font: object, width: int) -> list[str]:
@@ -204,8 +196,8 @@ def page_image(rng: random.Random, dpi: int = 300, fill: float = 1.0) -> Image.I
     img = Image.new("L", (w, h), 255)
     draw = ImageDraw.Draw(img)
     margin = round(dpi * 0.9)
-    body = _font(round(11 / 72 * dpi))
-    title = _font(round(16 / 72 * dpi))
+    body = serif_font(round(11 / 72 * dpi))
+    title = serif_font(round(16 / 72 * dpi))
     leading = round(11 / 72 * dpi * 1.45)
     y = margin
     draw.text((margin, y), rng.choice(_TITLES), font=title, fill=20)
@@ -219,36 +211,6 @@ def page_image(rng: random.Random, dpi: int = 300, fill: float = 1.0) -> Image.I
             y += leading
         y += leading // 2  # paragraph gap
     return img
-
-
-def png_bytes(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=False)
-    return buf.getvalue()
-
-
-def tiff_document(pages: list[Image.Image]) -> bytes:
-    """A multi-page TIFF (every frame a page): Deflate-compressed greyscale."""
-    # Copies: an image saved before (as PNG) keeps that encoder's settings, which the TIFF
-    # writer would pick up for the appended frames.
-    first, *rest = (p.copy() for p in pages)
-    buf = io.BytesIO()
-    first.save(
-        buf, format="TIFF", save_all=True, append_images=rest, compression="tiff_adobe_deflate"
-    )
-    return buf.getvalue()
-
-
-def scanned_pdf(pages: list[Image.Image], dpi: int = 300) -> bytes:
-    """An image-only PDF, as a scanner writes it: the gateway renders and OCRs every page."""
-    first, *rest = (p.copy() for p in pages)
-    buf = io.BytesIO()
-    first.save(buf, format="PDF", save_all=True, append_images=rest, resolution=dpi)
-    return buf.getvalue()
-
-
-def _pdf_escape(s: str) -> str:
-    return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
 def text_pdf(rng: random.Random, pages: int, lines_per_page: int = 46) -> bytes:
@@ -277,10 +239,10 @@ def text_pdf(rng: random.Random, pages: int, lines_per_page: int = 46) -> bytes:
             else:
                 line = f"{line} {word}".strip()
         lines = [*lines, line][:lines_per_page]
-        ops = ["BT", "/F1 10 Tf", "14 TL", "50 790 Td"]
-        ops += [f"({_pdf_escape(ln)}) Tj T*" for ln in lines]
-        ops.append("ET")
-        stream = "\n".join(ops).encode("latin-1", "replace")
+        ops = [b"BT", b"/F1 10 Tf", b"14 TL", b"50 790 Td"]
+        ops += [pdf_string(ln) + b" Tj T*" for ln in lines]
+        ops.append(b"ET")
+        stream = b"\n".join(ops)
         content = add(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
         page_ids.append(
             add(
@@ -292,22 +254,7 @@ def text_pdf(rng: random.Random, pages: int, lines_per_page: int = 46) -> bytes:
     kids = b" ".join(b"%d 0 R" % i for i in page_ids)
     assert add(b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages)) == pages_id
     catalog = add(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
-
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for n, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n%s\nendobj\n" % (n, body))
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for off in offsets:
-        out.write(b"%010d 00000 n \n" % off)
-    out.write(
-        b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-        % (len(objects) + 1, catalog, xref)
-    )
-    return out.getvalue()
+    return serialize(objects, catalog)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,7 +321,7 @@ def make_pool(seed: int = 7, n_texts: int = 24, n_pages: int = 4, dpi: int = 300
         (multipart("letter.pdf", text_pdf(rng, 3), "application/pdf", summary, "pdf-text-3p"), 0.4),
         (multipart("scan.png", png_bytes(pages[0]), "image/png", summary, "png-page"), 0.3),
         (
-            multipart("scan.tiff", tiff_document(pages[1:3]), "image/tiff", summary, "tiff-2p"),
+            multipart("scan.tiff", tiff_bytes(pages[1:3]), "image/tiff", summary, "tiff-2p"),
             0.15,
         ),
         (

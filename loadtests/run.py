@@ -24,13 +24,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from loadtests import report
+from tests.support.services import answers_ok, wait_until_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADTESTS = ROOT / "loadtests"
@@ -50,11 +49,7 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 def ready(url: str) -> bool:
     """Whether ``url``/readyz answers 200 now."""
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
-            return bool(r.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
+    return answers_ok(f"{url}/readyz")
 
 
 @dataclass
@@ -96,13 +91,17 @@ def ensure_stack(urls: list[str], may_start: bool, log_path: Path, env: dict[str
     )
     stack = Stack(proc)
     deadline = time.monotonic() + STACK_READY_TIMEOUT_S
-    while not all(ready(u) for u in urls):
-        if proc.poll() is not None:
-            raise SystemExit(f"`docsum up` exited ({proc.returncode}); see {log_path}")
-        if time.monotonic() > deadline:
-            stack.stop()
-            raise SystemExit(f"the stack was not ready in {STACK_READY_TIMEOUT_S:g} s; {log_path}")
-        time.sleep(1)
+    try:
+        for url in urls:
+            left = deadline - time.monotonic()
+            wait_until_ok(f"{url}/readyz", left, alive=lambda: proc.poll() is None)
+    except RuntimeError:
+        raise SystemExit(f"`docsum up` exited ({proc.returncode}); see {log_path}") from None
+    except TimeoutError:
+        stack.stop()
+        raise SystemExit(
+            f"the stack was not ready in {STACK_READY_TIMEOUT_S:g} s; {log_path}"
+        ) from None
     log.info("stack ready")
     return stack
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:

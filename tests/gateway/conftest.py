@@ -8,10 +8,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import GATEWAY_KEY, LiveService, free_port, start_service
+from tests.support.services import (  # noqa: F401  (counter: the gateway tests import it here)
+    GATEWAY_KEY,
+    LiveService,
+    counter,
+    free_port,
+    start_service,
+)
 
 AUTH = {"X-API-Key": GATEWAY_KEY}
 
@@ -119,19 +124,3 @@ def canary_summarizer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live
     )
     yield svc
     svc.stop()
-
-
-def counter(service: LiveService, name: str, **labels: str) -> float:
-    """The value of one Prometheus counter series of ``service`` (0 if absent)."""
-    text = httpx.get(f"{service.url}/metrics", timeout=10).text
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    total = 0.0
-    for line in text.splitlines():
-        series, _, value = line.rpartition(" ")
-        if series == name:  # no labels
-            total += float(value)
-        elif series.startswith(name + "{"):
-            got = series[len(name) + 1 : -1].split(",")
-            if all(part in got for part in want.split(",") if part):
-                total += float(value)
-    return total

@@ -17,8 +17,7 @@ from functools import cache
 
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.ocr.render import encode
-from tests.pdfwriter import pdf_string, serialize
+from tests.support.documents import encode, pdf_string, serialize
 
 #: A short text of ordinary sentences: the part of a hostile PDF that is fine.
 SENTENCES = (

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -14,8 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from docsum.common.probe import wait_ready
-from tests.conftest import ROOT, free_port, start_service
+from tests.support.services import free_port, spawn, start_service
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,15 +57,11 @@ def test_sigterm_finishes_in_flight_requests_then_exits(tmp_path: Path) -> None:
 def test_docsum_up_serves_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     env = {**os.environ, "DOCSUM_SUMMARIZER_PORT": str(port)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "docsum.cli", "up", "summarizer"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "up.log").open("wb"),
-    )
+    command = [sys.executable, "-m", "docsum.cli", "up", "summarizer"]
+    up = spawn("docsum up", command, port, tmp_path / "up.log", env)
+    proc = up.proc
     try:
-        wait_ready(f"http://127.0.0.1:{port}", 120, alive=lambda: proc.poll() is None)
+        up.wait_ready(120)
         r = httpx.post(
             f"http://127.0.0.1:{port}/v1/summarize",
             json={"text": "Docsum runs locally. It has three services."},

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
-from tests.conftest import LiveService
-from tests.ocr.render import LINES, encode, line_image, page_image
+from tests.support.documents import LINES, encode, line_image, page_image
+from tests.support.services import LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

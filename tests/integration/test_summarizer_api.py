@@ -9,7 +9,7 @@ import re
 import httpx
 import pytest
 
-from tests.conftest import LiveService
+from tests.support.services import LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ROOT, free_port
+from tests.support.services import ROOT, LiveService, free_port, spawn
 
 BIN = ROOT / ".tools" / "prometheus" / "bin"
 CONFIG = ROOT / "monitoring" / "prometheus.yml"
@@ -42,13 +41,11 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 @dataclass
 class PrometheusServer:
-    proc: subprocess.Popen[bytes]
-    port: int
-    log_path: Path
+    process: LiveService
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.process.url
 
     def api(self, path: str, **params: str) -> Any:
         """GET /api/v1/<path>; the ``data`` of a success, else AssertionError with the error."""
@@ -70,13 +67,7 @@ class PrometheusServer:
         return list(data["result"])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.process.stop(grace_s=15)
 
 
 def start_prometheus(
@@ -104,27 +95,16 @@ def start_prometheus(
     config["scrape_configs"] = jobs
     path = tmp / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
-    log_path = tmp / "prometheus.log"
-    proc = subprocess.Popen(
-        [
-            str(ensure_prometheus() / "prometheus"),
-            f"--config.file={path}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            f"--storage.tsdb.path={tmp / 'data'}",
-        ],
-        stdout=log_path.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    server = PrometheusServer(proc, port, log_path)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{server.url}/-/ready", timeout=2) as r:
-                if r.status == 200:
-                    return server
-        except (urllib.error.URLError, OSError):
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"prometheus did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
+    command = [
+        str(ensure_prometheus() / "prometheus"),
+        f"--config.file={path}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--storage.tsdb.path={tmp / 'data'}",
+    ]
+    process = spawn("prometheus", command, port, tmp / "prometheus.log")
+    try:
+        process.wait_until_ok("/-/ready", 60)
+    except RuntimeError:
+        process.stop()
+        raise
+    return PrometheusServer(process)

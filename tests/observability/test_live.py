@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, LiveService, start_gateway
+from tests.support.services import ROOT, LiveService, start_gateway
 from tests.observability.prometheus import DASHBOARDS, RULES, PrometheusServer, start_prometheus
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]

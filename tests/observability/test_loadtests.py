@@ -25,7 +25,8 @@ import pytest
 from PIL import Image
 
 from loadtests import payloads, report
-from tests.conftest import ROOT
+from tests.support.documents import png_bytes, scanned_pdf, tiff_bytes
+from tests.support.services import ROOT, free_port
 
 # --------------------------------------------------------------------------------------------
 # Payloads
@@ -45,7 +46,7 @@ def test_text_pdf_has_a_text_layer_and_scans_do_not() -> None:
     text = pdf[1].get_textpage().get_text_range()
     assert len(text.split()) > 300
     scan = pdfium.PdfDocument(
-        payloads.scanned_pdf([payloads.page_image(rng, 100), payloads.page_image(rng, 100)], 100)
+        scanned_pdf([payloads.page_image(rng, 100), payloads.page_image(rng, 100)], 100)
     )
     assert len(scan) == 2
     assert scan[0].get_textpage().get_text_range().strip() == ""
@@ -54,8 +55,8 @@ def test_text_pdf_has_a_text_layer_and_scans_do_not() -> None:
 def test_tiff_documents_have_one_frame_per_page() -> None:
     rng = random.Random(3)
     pages = [payloads.page_image(rng, 100) for _ in range(3)]
-    payloads.png_bytes(pages[0])  # a page saved before must not spoil the TIFF
-    with Image.open(io.BytesIO(payloads.tiff_document(pages))) as tiff:
+    png_bytes(pages[0])  # a page saved before must not spoil the TIFF
+    with Image.open(io.BytesIO(tiff_bytes(pages))) as tiff:
         assert tiff.n_frames == 3
 
 
@@ -275,8 +276,6 @@ def test_open_loop_runs_distributed_and_stops_on_the_master_s_clock(
     tmp_path: Path, fake: _FakeSummarizer
 ) -> None:
     """Master + worker, as in k8s/components/loadgen: the worker does not know --run-time."""
-    from tests.conftest import free_port
-
     fake.delay_s = 0.2
     port = str(free_port())
     files = "loadtests/locustfile.py,loadtests/shapes/arrival.py"

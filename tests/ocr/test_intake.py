@@ -11,7 +11,7 @@ from PIL import Image
 
 from docsum.common.errors import InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from docsum.ocr.intake import Limits, decode_pages, sniff
-from tests.ocr.render import encode, line_image
+from tests.support.documents import encode, line_image
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF", "BMP", "WEBP"])

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 from rapidfuzz.distance import Levenshtein
 
 from docsum.common.errors import InvalidInput
 from docsum.ocr.recognize import Recognizer
 from docsum.ocr.settings import BUNDLED_WEIGHTS
-from tests.ocr.render import LINES, grey, line_image
+from tests.support.documents import LINES, line_image
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +18,10 @@ def recognizer() -> Recognizer:
     r = Recognizer(BUNDLED_WEIGHTS)
     r.load()
     return r
+
+
+def grey(img: Image.Image) -> np.ndarray:
+    return np.asarray(img.convert("L"))
 
 
 def cer(hyp: list[str], ref: list[str]) -> float:

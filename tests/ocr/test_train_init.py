@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from docsum.ocr.model import CRNN, load_checkpoint
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 SHIPPED = ROOT / "services" / "ocr" / "weights" / "crnn.pt"
 

@@ -11,12 +11,10 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from PIL import Image
 
-from tests.conftest import LiveService, start_service
-from tests.gateway.conftest import counter
-from tests.ocr.render import LINES, line_image, page_image
-from tests.reliability.stack import OCR_ENV
+from tests.support.documents import LINES, line_image, page_image, png_bytes
+from tests.support.services import LiveService, counter, start_service
+from tests.support.stack import OCR_ENV
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,12 +22,6 @@ LONG_TEXT = " ".join(
     f"Sentence {i} of the report says something about topic {i % 9} and its costs."
     for i in range(120)
 )
-
-
-def _png(img: Image.Image) -> bytes:
-    out = io.BytesIO()
-    img.save(out, format="PNG")
-    return out.getvalue()
 
 
 async def _burst(n: int, send: object) -> list[httpx.Response]:
@@ -113,7 +105,7 @@ def hasty_ocr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]
 
 def test_ocr_queue_of_line_crops_overflows_to_503(small_queue_ocr: LiveService) -> None:
     page, _ = page_image(LINES * 2)  # 10 lines: a page's crops are queued all or none
-    data = _png(page)
+    data = png_bytes(page)
     url = f"{small_queue_ocr.url}/v1/ocr"
     answers = asyncio.run(
         _burst(6, lambda c: c.post(url, files={"file": ("p.png", data, "image/png")}))
@@ -127,7 +119,8 @@ def test_ocr_queue_of_line_crops_overflows_to_503(small_queue_ocr: LiveService) 
         if r.status_code == 503
     )
     _healthy_after(small_queue_ocr)
-    r = httpx.post(url, files={"file": ("p.png", _png(page_image()[0]), "image/png")}, timeout=30)
+    one_page = png_bytes(page_image()[0])
+    r = httpx.post(url, files={"file": ("p.png", one_page, "image/png")}, timeout=30)
     assert r.status_code == 200
 
 
@@ -147,7 +140,7 @@ def test_ocr_request_over_its_time_limit_answers_504(hasty_ocr: LiveService) -> 
     # The abandoned lines do not clog the service: a one-line request right after is read.
     r = httpx.post(
         url,
-        files={"file": ("l.png", _png(line_image(LINES[0])), "image/png")},
+        files={"file": ("l.png", png_bytes(line_image(LINES[0])), "image/png")},
         data={"mode": "line"},
         timeout=30,
     )

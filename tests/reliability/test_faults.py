@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import signal
@@ -22,17 +21,18 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import GATEWAY_KEY, LiveService, free_port
-from tests.gateway.conftest import SlowServer, counter
-from tests.ocr.render import page_image
+from tests.gateway.conftest import SlowServer
 from tests.reliability.load import LoadLoop, LoadReport
-from tests.reliability.stack import (
-    NO_RATE_LIMIT,
-    OCR_ENV,
-    ProcStats,
+from tests.support.documents import page_image, png_bytes
+from tests.support.services import (
+    GATEWAY_KEY,
+    LiveService,
+    counter,
+    free_port,
     start_gateway_alive,
-    start_on_port,
+    start_service,
 )
+from tests.support.stack import NO_RATE_LIMIT, OCR_ENV, ProcStats
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,14 +43,7 @@ GATEWAY_ENV = {**NO_RATE_LIMIT, "DOCSUM_GATEWAY_OCR__BREAKER_OPEN_S": "1"}
 FIGURES = Path(__file__).resolve().parents[2] / "build" / "reliability"
 
 
-def _page_png() -> bytes:
-    img, _ = page_image()
-    out = io.BytesIO()
-    img.save(out, format="PNG")
-    return out.getvalue()
-
-
-PAGE = _page_png()
+PAGE = png_bytes(page_image()[0])
 
 
 def _record(name: str, figures: dict[str, object]) -> None:
@@ -85,7 +78,7 @@ def replica_b(
 ) -> Iterator[dict[str, LiveService]]:
     """A second OCR replica; the dict holds the current process (tests restart it)."""
     tmp = tmp_path_factory.mktemp("ocr-b")
-    holder = {"svc": start_on_port("ocr", tmp, free_port(), OCR_ENV)}
+    holder = {"svc": start_service("ocr", tmp, OCR_ENV)}
     yield holder
     holder["svc"].stop()
 
@@ -125,7 +118,7 @@ def test_kill_9_one_ocr_replica_under_load_loses_no_request(
         b.proc.wait(10)
         killed_at = load.report.sent
         time.sleep(2.0)  # A alone carries the load
-        b = replica_b["svc"] = start_on_port("ocr", tmp_path, b.port, OCR_ENV)
+        b = replica_b["svc"] = start_service("ocr", tmp_path, OCR_ENV, port=b.port)
         _wait(lambda: _served(b) >= 3, 30, "the restarted replica B to get traffic again")
         time.sleep(0.5)
     report: LoadReport = load.report
@@ -174,7 +167,7 @@ def test_sigterm_to_one_ocr_replica_drains_it_and_loses_no_request(
     assert report.lost == 0, report.summary()
     assert code in (0, -signal.SIGTERM)
     assert drained >= 1, "B had no request in flight when stopped: the test proved nothing"
-    replica_b["svc"] = start_on_port("ocr", tmp_path, b.port, OCR_ENV)
+    replica_b["svc"] = start_service("ocr", tmp_path, OCR_ENV, port=b.port)
 
 
 def test_summarizer_down_still_returns_the_ocr_text(

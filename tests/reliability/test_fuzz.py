@@ -13,8 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from tests.conftest import GATEWAY_KEY, LiveService, free_port
 from tests.reliability.fuzzing import FuzzReport, fuzz_api
+from tests.support.services import GATEWAY_KEY, LiveService, free_port
 
 #: Cases per API in the short run (each API's operations and both modes share them).
 CASES = 80

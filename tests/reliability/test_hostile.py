@@ -15,9 +15,9 @@ import psutil
 import pypdfium2 as pdfium
 import pytest
 
-from tests.conftest import GATEWAY_KEY, ROOT, LiveService
 from tests.hostile import corpus
 from tests.hostile.corpus import Hostile
+from tests.support.services import GATEWAY_KEY, ROOT, LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

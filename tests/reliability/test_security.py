@@ -19,8 +19,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import ROOT, LiveService, free_port
-from tests.reliability.stack import start_gateway_alive
+from tests.support.services import ROOT, LiveService, free_port, start_gateway_alive
 
 ALICE_KEY = "alice-7f3c9e1b2a64d580"
 BOB_KEY = "bob-0d94b61e57c3a28f"

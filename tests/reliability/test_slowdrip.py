@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,8 +18,13 @@ import httpx
 import psutil
 import pytest
 
-from docsum.common.probe import wait_ready
-from tests.conftest import GATEWAY_KEY, ROOT, LiveService, free_port, start_gateway
+from tests.support.services import (
+    GATEWAY_KEY,
+    LiveService,
+    free_port,
+    spawn,
+    start_gateway_alive,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,7 +34,7 @@ DEADLINE_S = 2.0
 @pytest.fixture(scope="module")
 def strict_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
     down = f"http://127.0.0.1:{free_port()}"
-    svc = start_gateway(
+    svc = start_gateway_alive(
         tmp_path_factory.mktemp("gateway-drip"),
         {
             "ocr": [{"url": down, "version": "stable", "weight": 100}],
@@ -40,17 +44,7 @@ def strict_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSer
             "DOCSUM_GATEWAY_BODY_TIMEOUT_S": str(DEADLINE_S),
             "DOCSUM_GATEWAY_HEADER_TIMEOUT_S": str(DEADLINE_S),
         },
-        wait=False,
-    )
-    deadline = time.monotonic() + 60
-    while True:  # not ready (its upstreams are down), but alive
-        try:
-            if httpx.get(f"{svc.url}/livez", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline and svc.proc.poll() is None, svc.logs()[-3000:]
-        time.sleep(0.1)
+    )  # not ready (its upstreams are down), but alive
     yield svc
     svc.stop()
 
@@ -222,18 +216,13 @@ def kit_service(
     images, httptools where the gateway's extra installs it)."""
     port = free_port()
     log = tmp_path_factory.mktemp("kit") / "kit.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability.kit_app", str(port), request.param],
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
+    command = [sys.executable, "-m", "tests.reliability.kit_app", str(port), request.param]
+    kit = spawn("kit", command, port, log)
     try:
-        wait_ready(f"http://127.0.0.1:{port}", 60, alive=lambda: proc.poll() is None)
+        kit.wait_ready(60)
         yield port
     finally:
-        proc.terminate()
-        proc.wait(30)
+        kit.stop()
 
 
 def test_kit_deadlines_hold_under_both_http_protocols(kit_service: int) -> None:

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.support.services import ROOT, LiveService, free_port, spawn
 
 PROMETHEUS = ROOT / ".tools" / "prometheus" / "bin" / "prometheus"
 PROMTOOL = ROOT / ".tools" / "prometheus" / "bin" / "promtool"
@@ -82,10 +81,10 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
     """``start(openmetrics_text) -> url``: a Prometheus on 127.0.0.1 serving those series."""
     if not (PROMETHEUS.exists() and PROMTOOL.exists()):
         pytest.skip("Prometheus not installed: run `make tools`")
-    procs: list[subprocess.Popen[bytes]] = []
+    servers: list[LiveService] = []
 
     def start(text: str) -> str:
-        d = tmp_path / f"prom{len(procs)}"
+        d = tmp_path / f"prom{len(servers)}"
         d.mkdir()
         (d / "series.om").write_text(text)
         subprocess.run(
@@ -96,37 +95,20 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
         )
         (d / "prometheus.yml").write_text("global: {scrape_interval: 1m}\nscrape_configs: []\n")
         port = free_port()
-        log = (d / "prometheus.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                str(PROMETHEUS),
-                f"--config.file={d / 'prometheus.yml'}",
-                f"--storage.tsdb.path={d / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise RuntimeError(
-            f"Prometheus did not start:\n{(d / 'prometheus.log').read_text()[-2000:]}"
-        )
+        command = [
+            str(PROMETHEUS),
+            f"--config.file={d / 'prometheus.yml'}",
+            f"--storage.tsdb.path={d / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ]
+        server = spawn("prometheus", command, port, d / "prometheus.log")
+        servers.append(server)
+        server.wait_until_ok("/-/ready", 60)
+        return server.url
 
     yield start
-    for proc in procs:
-        proc.terminate()
-        proc.wait(10)
+    for server in servers:
+        server.stop(grace_s=10)
 
 
 @pytest.fixture

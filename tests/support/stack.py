@@ -1,17 +1,16 @@
-"""Processes of the local stack for fault tests: start, kill, restart, measure."""
+"""The local stack on free ports (summarizer, OCR, a gateway over them) and what a process
+uses: the tests' session fixtures, the fault tests, the benches and the soak run use it."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psutil
 
-from tests.conftest import LiveService, start_gateway, start_service
+from .services import LiveService, start_gateway, start_service
 
-#: The OCR settings of the tests' OCR services (as the session fixture's).
+#: The OCR settings of the tests' OCR services.
 OCR_ENV = {
     "DOCSUM_OCR_BATCH__MAX_WAIT_MS": "20",
     "DOCSUM_OCR_MAX_BODY_BYTES": "2000000",
@@ -31,31 +30,14 @@ NO_RATE_LIMIT = {
 }
 
 
-def start_on_port(name: str, tmp: Path, port: int, env: dict[str, str]) -> LiveService:
-    """``docsum serve name`` on a given port (a replica coming back where it was)."""
-    prefix = f"DOCSUM_{name.upper()}_"
-    svc = start_service(name, tmp, {**env, f"{prefix}PORT": str(port)}, wait=False)
-    svc.port = port  # start_service chose another; the env above wins
-    svc.wait_ready()
-    return svc
-
-
-def start_gateway_alive(
-    tmp: Path, backends: dict[str, list[dict[str, object]]], env: dict[str, str]
-) -> LiveService:
-    """A gateway, waited for until it is alive (it may not be ready: its upstreams may be
-    down or slow on purpose)."""
-    svc = start_gateway(tmp, backends, env, wait=False)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{svc.url}/livez", timeout=1).status_code == 200:
-                return svc
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or svc.proc.poll() is not None:
-            raise RuntimeError(f"gateway did not start:\n{svc.logs()[-3000:]}")
-        time.sleep(0.1)
+def stable_backends(
+    ocr: LiveService, summarizer: LiveService
+) -> dict[str, list[dict[str, object]]]:
+    """The gateway's backends file: one stable version of each service."""
+    return {
+        "ocr": [{"url": ocr.url, "version": "stable", "weight": 100}],
+        "summarizer": [{"url": summarizer.url, "version": "stable", "weight": 100}],
+    }
 
 
 @dataclass(frozen=True)
@@ -99,15 +81,8 @@ class Stack:
 
 
 def start_stack(tmp: Path, gateway_env: dict[str, str] | None = None) -> Stack:
-    """The stack as the tests' session fixtures configure it (benches and soak use it)."""
+    """The stack as the tests' session fixtures configure it."""
     summarizer = start_service("summarizer", tmp, SUMMARIZER_ENV)
     ocr = start_service("ocr", tmp, OCR_ENV)
-    gateway = start_gateway(
-        tmp / "gateway",
-        {
-            "ocr": [{"url": ocr.url, "version": "stable", "weight": 100}],
-            "summarizer": [{"url": summarizer.url, "version": "stable", "weight": 100}],
-        },
-        gateway_env,
-    )
+    gateway = start_gateway(tmp / "gateway", stable_backends(ocr, summarizer), gateway_env)
     return Stack(summarizer, ocr, gateway)
