@@ -100,9 +100,9 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
     ) -> list[ResultT]:
         """Queue all ``items`` or none, and wait for their results, in order.
 
-        Raises :class:`Overloaded` at once if the queue lacks room for all of them, the first
-        item's own exception if one fails, :class:`Timeout` after ``timeout_s`` seconds. Whenever
-        it raises (or is cancelled), the items still waiting leave the queue at once.
+        Raises :class:`Overloaded` at once if the queue lacks room for all of them, an item's
+        own exception as soon as one fails, :class:`Timeout` after ``timeout_s`` seconds.
+        Whenever it raises (or is cancelled), the items still waiting leave the queue at once.
         """
         if self._closing:
             raise ShuttingDown("the service is shutting down; retry on another replica")
