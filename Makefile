@@ -41,14 +41,16 @@ test-fast: setup ## unit tests only (no real servers, no model)
 lint: setup ## ruff + mypy
 	$(VENV)/bin/ruff check services tests bench loadtests monitoring scripts
 	$(VENV)/bin/ruff format --check services tests bench loadtests monitoring scripts
+	$(VENV)/bin/vulture services scripts/vulture_whitelist.py
 	@mkdir -p build/mypy && ln -sfn ../../services build/mypy/docsum
 	MYPYPATH=build/mypy $(VENV)/bin/mypy -p docsum
 
-bench: setup tesseract wrk ## the benchmarks behind the README's figures
+bench: setup tesseract wrk ## the benchmarks behind bench/RESULTS.md (rendered at the end)
 	$(PY) -m bench.summarize_quality
 	$(PY) -m bench.summarize_speed
 	$(PY) -m bench.ocr_bench
 	$(PY) -m bench.gateway_overhead
+	$(PY) bench/render_results.py
 
 wrk: ## wrk (the load generator of the gateway's throughput figure) into .tools/wrk, no root
 	bash scripts/install_wrk.sh

@@ -364,7 +364,37 @@ def soak() -> str:
     )
 
 
-SECTIONS: list[Callable[[], str]] = [summarizer_quality, summarizer_speed, ocr, gateway, fuzz, soak]
+def images() -> str:
+    d = load("images.json")
+    rows = [
+        [f"`{i['image']}`", f"{i['size_bytes'] / 1e6:,.0f} MB", f"{i['build_s']:.0f} s"]
+        for i in d["images"]
+    ]
+    total = d.get("base_s", 0) + sum(i["build_s"] for i in d["images"])
+    cache = "with the layer cache of earlier builds" if d["cache"] else "every layer built anew"
+    return "\n".join(
+        [
+            "## Container images",
+            "",
+            source(d["command"], "images.json"),
+            f"{d['engine']}, {d['base']} base, {cache}, on {d['cpus']} cores ({d['date']}).",
+            "",
+            table(["image", "size", "build"], rows),
+            "",
+            f"Base {d.get('base_s', 0):.0f} s; all of `make images`: {total / 60:.1f} min.",
+        ]
+    )
+
+
+SECTIONS: list[Callable[[], str]] = [
+    summarizer_quality,
+    summarizer_speed,
+    ocr,
+    gateway,
+    fuzz,
+    soak,
+    images,
+]
 
 
 def render() -> str:

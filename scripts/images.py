@@ -213,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(
             "images: a local base needs podman (docker cannot mount the wheel folder in a build)"
         )
+    started = time.monotonic()
     base = local_base(eng) if mode == "local" else None
+    base_s = time.monotonic() - started
     common, per_image = build_args(mode, base)
     tag = version()
     figures = []
@@ -248,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             "engine": eng,
             "base": mode,
             "cache": not args.no_cache,
+            "base_s": round(base_s, 1),
             "cpus": os.cpu_count(),
             "images": figures,
         }

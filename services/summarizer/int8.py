@@ -15,6 +15,7 @@ through ONNX Runtime, as an option").
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import tempfile
 import warnings
@@ -52,6 +53,11 @@ def quantized_session(model: PreTrainedModel, threads: int) -> object:
     norms, bias + GELU), which runs faster than the unfused one. Then its matrix products are
     quantized.
     """
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("onnx") is None:
+        raise RuntimeError(
+            "precision int8 runs on ONNX Runtime, which is not installed: install "
+            "docsum[summarizer,int8] (images: build with --build-arg EXTRAS=summarizer,int8)"
+        )
     import onnxruntime as ort
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
