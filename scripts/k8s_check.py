@@ -305,13 +305,30 @@ def _checkov(args: list[str], what: str, extra_skips: Iterable[str] = ()) -> int
     return sum(r.get("summary", {}).get("passed", 0) for r in reports)
 
 
+#: Renders scanned with extra skips: what they are for is what the check forbids.
+RENDER_SKIPS = {
+    "kustomize/overlays/local": {
+        # podman kube play on one host: the images `make images` built exist only locally
+        # (pull policy Never), and the gateway's port is published on the host (no Service).
+        "CKV_K8S_15": "image pull policy Never",
+        "CKV_K8S_26": "hostPort",
+    },
+}
+
+
 def check_checkov(renders: dict[str, list[dict[str, Any]]]) -> str:
     d = WORK / "rendered"
     shutil.rmtree(d, ignore_errors=True)
-    d.mkdir(parents=True)
+    (d / "common").mkdir(parents=True)
+    passed = 0
     for name, objs in renders.items():
-        (d / (name.replace("/", "_").replace("+", "_") + ".yaml")).write_text(kr.dump_all(objs))
-    passed = _checkov(["--framework", "kubernetes", "-d", str(d)], "rendered manifests")
+        file = re.sub(r"[/+]", "_", name) + ".yaml"
+        path = d / file if name in RENDER_SKIPS else d / "common" / file
+        path.write_text(kr.dump_all(objs))
+        if name in RENDER_SKIPS:
+            args = ["--framework", "kubernetes", "-f", str(path)]
+            passed += _checkov(args, name, RENDER_SKIPS[name])
+    passed += _checkov(["--framework", "kubernetes", "-d", str(d / "common")], "rendered manifests")
     passed += _checkov(
         [
             "--framework",
