@@ -114,13 +114,18 @@ def values_for(features: Iterable[str], base: Mapping[str, Any] = BASE_VALUES) -
     return merge(base, *(FEATURES[f] for f in features))
 
 
-def helm_template(values: Mapping[str, Any], chart: Path = CHART) -> list[dict[str, Any]]:
+def helm_template(
+    values: Mapping[str, Any],
+    chart: Path = CHART,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+) -> list[dict[str, Any]]:
     """``helm template`` with ``values``; the objects, in the chart's order."""
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as fh:
         yaml.safe_dump(dict(values), fh)
     try:
         out = run(
-            [tool("helm"), "template", RELEASE, str(chart), "--namespace", NAMESPACE, "-f", fh.name]
+            [tool("helm"), "template", release, str(chart), "--namespace", namespace, "-f", fh.name]
         )
     finally:
         os.unlink(fh.name)

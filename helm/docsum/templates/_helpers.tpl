@@ -21,14 +21,31 @@ Helpers shared by every template. A "service context" is a dict:
 {{- $tag -}}
 {{- end -}}
 
-{{/* Object name: docsum-<service>[-canary|-<slot>]. */}}
+{{/* The chart's name (app.kubernetes.io/name): nameOverride, else the chart's. */}}
+{{- define "docsum.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's name prefix: fullnameOverride, else the release name (when it holds the
+     chart's name: release docsum → docsum-ocr), else <release>-<name>. 45 characters at most so
+     that the longest Service name (<prefix>-summarizer-canary) stays a 63-character DNS label. */}}
 {{- define "docsum.fullname" -}}
-docsum-{{ .name }}{{ if eq .track "canary" }}-canary{{ end }}{{ if .slot }}-{{ .slot }}{{ end }}
+{{- $name := include "docsum.name" . -}}
+{{- $full := .Values.fullnameOverride -}}
+{{- if not $full -}}
+{{- $full = ternary .Release.Name (printf "%s-%s" .Release.Name $name) (contains $name .Release.Name) -}}
+{{- end -}}
+{{- $full | trunc 45 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Object name of a service context: <fullname>-<service>[-canary|-<slot>]. */}}
+{{- define "docsum.componentName" -}}
+{{ include "docsum.fullname" .root }}-{{ .name }}{{ if eq .track "canary" }}-canary{{ end }}{{ if .slot }}-{{ .slot }}{{ end }}
 {{- end -}}
 
 {{/* Labels that select one service's pods (immutable once a Deployment exists). */}}
 {{- define "docsum.selectorLabels" -}}
-app.kubernetes.io/name: docsum
+app.kubernetes.io/name: {{ include "docsum.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .name }}
 {{- if ne .name "gateway" }}
@@ -52,7 +69,7 @@ app.kubernetes.io/managed-by: {{ .root.Values.managedBy | default .root.Release.
 
 {{/* Labels of objects that belong to no one service (namespace, rules, policies). */}}
 {{- define "docsum.commonLabels" -}}
-app.kubernetes.io/name: docsum
+app.kubernetes.io/name: {{ include "docsum.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/part-of: docsum
 app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
@@ -60,6 +77,12 @@ app.kubernetes.io/managed-by: {{ .Values.managedBy | default .Release.Service }}
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/* Labels that select every pod of the release. */}}
+{{- define "docsum.releaseSelector" -}}
+app.kubernetes.io/name: {{ include "docsum.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/* Environment variable prefix of a service: DOCSUM_OCR_ ... */}}
@@ -114,7 +137,7 @@ metadata:
   annotations:
     checksum/settings: {{ include "docsum.settingsData" . | sha256sum | trunc 16 }}
 spec:
-  serviceAccountName: docsum-{{ .name }}
+  serviceAccountName: {{ include "docsum.componentName" (dict "root" $root "name" .name "track" "stable") }}
   # No service needs the Kubernetes API.
   automountServiceAccountToken: false
   # Service links would inject DOCSUM_OCR_PORT=tcp://… into every pod: a clash with our settings.
@@ -188,7 +211,7 @@ spec:
         - {name: HF_HUB_OFFLINE, value: "1"}
       envFrom:
         - configMapRef:
-            name: {{ include "docsum.fullname" (dict "name" .name "track" "stable") }}
+            name: {{ include "docsum.componentName" (dict "root" $root "name" .name "track" "stable") }}
       resources:
         {{- include "docsum.resources" . | nindent 8 }}
       securityContext:
@@ -226,10 +249,10 @@ spec:
     {{- if eq .name "gateway" }}
     - name: backends
       configMap:
-        name: docsum-gateway-backends
+        name: {{ include "docsum.fullname" $root }}-gateway-backends
     - name: api-keys
       secret:
-        secretName: {{ $svc.apiKeys.existingSecret | default "docsum-api-keys" }}
+        secretName: {{ include "docsum.apiKeysSecret" $root }}
         defaultMode: 0440
     {{- end }}
 {{- end -}}
@@ -255,11 +278,16 @@ spec:
 {{- toJson $out -}}
 {{- end -}}
 
+{{/* The Secret holding the gateway's API keys: existingSecret, else <fullname>-api-keys. */}}
+{{- define "docsum.apiKeysSecret" -}}
+{{- .Values.gateway.apiKeys.existingSecret | default (printf "%s-api-keys" (include "docsum.fullname" .)) -}}
+{{- end -}}
+
 {{/* The AnalysisTemplates a Rollout runs, with the new (Latest) and Stable pod-template hashes. */}}
 {{- define "docsum.analysisRef" -}}
 templates:
-  - templateName: docsum-error-rate
-  - templateName: docsum-p99-latency
+  - templateName: {{ include "docsum.fullname" .root }}-error-rate
+  - templateName: {{ include "docsum.fullname" .root }}-p99-latency
 args:
   - name: service
     value: {{ .name }}
@@ -276,7 +304,7 @@ args:
 {{/* The gateway's live slot: the live Service's (kept across upgrades; `docsum rollout promote`
      owns it after install), else gateway.blueGreen.activeSlot. */}}
 {{- define "docsum.activeSlot" -}}
-{{- $live := lookup "v1" "Service" .Release.Namespace "docsum-gateway" -}}
+{{- $live := lookup "v1" "Service" .Release.Namespace (printf "%s-gateway" (include "docsum.fullname" .)) -}}
 {{- $slot := "" -}}
 {{- if $live -}}
 {{- $slot = index ($live.spec.selector | default dict) "docsum.io/slot" | default "" -}}
