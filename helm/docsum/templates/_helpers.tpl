@@ -185,10 +185,11 @@ spec:
   containers:
     - name: {{ .name }}
       {{- $digest := index $root.Values.image.digests .name | default "" }}
+      {{- $repo := $svc.image.repository }}
       {{- if and $digest (eq .track "stable") (not .slot) }}
-      image: "{{ $root.Values.image.registry }}/{{ .name }}@{{ $digest }}"
+      image: "{{ $root.Values.image.registry }}/{{ $repo }}@{{ $digest }}"
       {{- else }}
-      image: "{{ $root.Values.image.registry }}/{{ .name }}:{{ include "docsum.tag" . }}"
+      image: "{{ $root.Values.image.registry }}/{{ $repo }}:{{ include "docsum.tag" . }}{{ if $gpu }}{{ $svc.gpu.imageTagSuffix }}{{ end }}"
       {{- end }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       args: ["serve", "{{ .name }}"]

@@ -1,0 +1,76 @@
+"""The hand-written overlays: dev fits a laptop cluster; local stays what `make e2e` plays."""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import k8s_render as kr
+
+if not (kr.TOOLS_BIN / "kubectl").exists():
+    pytest.skip("kubectl not installed: run `make tools`", allow_module_level=True)
+
+UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+
+
+def quantity(q: str | int | float) -> float:
+    number, unit = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", str(q)).groups()  # type: ignore[union-attr]
+    return float(number) * UNITS[unit]
+
+
+def pod_specs(objs: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """(replicas, pod spec) of every workload."""
+    return [
+        (o["spec"].get("replicas", 1), o["spec"]["template"]["spec"])
+        for o in objs
+        if o["kind"] in kr.WORKLOAD_KINDS
+    ]
+
+
+def test_dev_fits_a_laptop_cluster_with_cpu_images() -> None:
+    """kind or minikube on a laptop: ≤ 2 CPU and ≤ 4 GiB requested in all, nothing CUDA."""
+    cpu = memory = 0.0
+    for replicas, pod in pod_specs(kr.kustomize(kr.K8S / "overlays" / "dev")):
+        assert "nodeSelector" not in pod and "runtimeClassName" not in pod
+        for c in pod["containers"]:
+            requests = c["resources"]["requests"]
+            assert set(requests) == {"cpu", "memory"}, c["name"]
+            cpu += replicas * quantity(requests["cpu"])
+            memory += replicas * quantity(requests["memory"])
+            repository, tag = c["image"].rsplit(":", 1)
+            assert repository == f"ghcr.io/docsum/{c['name']}" and "cuda" not in tag, c["image"]
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert env.get(f"DOCSUM_{c['name'].upper()}_DEVICE", "cpu") == "cpu"
+    assert cpu <= 2.0, f"dev requests {cpu} CPU"
+    assert memory <= 4 * 2**30, f"dev requests {memory / 2**30:.2f} GiB"
+
+
+def test_local_is_dev_with_the_locally_built_images_and_the_gateway_on_the_host() -> None:
+    dev = {(o["kind"], o["metadata"]["name"]): o for o in kr.kustomize(kr.K8S / "overlays" / "dev")}
+    local = kr.kustomize(kr.K8S / "overlays" / "local")
+    assert {(o["kind"], o["metadata"]["name"]) for o in local} == set(dev)
+    for replicas, pod in pod_specs(local):
+        [c] = pod["containers"]
+        assert replicas == 1
+        assert c["image"].startswith(f"localhost/docsum/{c['name']}:")
+        assert c["imagePullPolicy"] == "Never"
+        [dev_c] = dev["Deployment", f"docsum-{c['name']}"]["spec"]["template"]["spec"]["containers"]
+        assert c["resources"] == dev_c["resources"]
+        host_ports = [p.get("hostPort") for p in c["ports"] if p.get("hostPort")]
+        assert host_ports == ([18080] if c["name"] == "gateway" else [])
+
+
+def test_prod_runs_the_cuda_build_of_the_ocr_image_on_gpu_pods() -> None:
+    images = {
+        c["name"]: c["image"]
+        for _, pod in pod_specs(kr.kustomize(kr.K8S / "overlays" / "prod"))
+        for c in pod["containers"]
+    }
+    assert images["ocr"].endswith("-cuda")
+    assert not images["summarizer"].endswith("-cuda")
