@@ -26,7 +26,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     s = sub.add_parser(
         "canary", parents=[common], help="set a canary's share of traffic (gated when raised)"
     )
-    s.add_argument("--service", choices=UPSTREAMS, required=True)
+    s.add_argument("--service", choices=UPSTREAMS, required=True, help="which upstream")
     s.add_argument("--weight", type=float, required=True, help="percent of calls, 0-100")
     s.add_argument(
         "--canary-url", help="when adding the canary backend (default docsum-<svc>-canary)"
@@ -43,7 +43,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     s = sub.add_parser(
         "abort", parents=[common], help="back out: gateway to its previous slot, or canary to 0"
     )
-    s.add_argument("--service", choices=(*UPSTREAMS, "gateway"), default="gateway")
+    s.add_argument(
+        "--service",
+        choices=(*UPSTREAMS, "gateway"),
+        default="gateway",
+        help="gateway: its blue/green slot; ocr or summarizer: its canary",
+    )
     s.add_argument("--dry-run", action="store_true", help="print the patches, change nothing")
     p.set_defaults(func=run_rollout)
 

@@ -39,7 +39,7 @@ def test_text_from_stdin_prints_the_summary_sentences() -> None:
 
 
 def test_precision_flag_overrides_the_setting() -> None:
-    out = _docsum("summarize", "-", "--precision", "fp32", stdin=DOC)
+    out = _docsum("--log-format", "json", "summarize", "-", "--precision", "fp32", stdin=DOC)
     assert out.returncode == 0, out.stderr
     loaded = [json.loads(x) for x in out.stderr.splitlines() if '"encoder loaded"' in x]
     assert loaded and loaded[0]["precision"] == "fp32"
@@ -78,7 +78,8 @@ def test_jsonl_keeps_order_and_fails_bad_lines_alone(tmp_path: Path) -> None:
     assert got[0]["summary"] in DOC and got[0]["summary"] == got[2]["summary"]
     assert "not JSON" in got[1]["error"] and "text" in got[3]["error"]
     assert got[4]["summary"] == "One sentence only."
-    assert "summarized 5 documents (2 failed)" in out.stderr
+    assert out.stderr.splitlines()[-1].startswith("docsum: summarize: 5/5 docs, in ")
+    assert out.stderr.splitlines()[-1].endswith(", 2 failed")
 
 
 def test_a_reader_that_stops_early_ends_it_quietly(tmp_path: Path) -> None:

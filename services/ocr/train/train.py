@@ -20,6 +20,7 @@ import math
 import sys
 import time
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,16 @@ DEFAULT_VAL = REPO_ROOT.parent / "shared" / "data" / "ocr" / "uw3-lines"
 DEFAULT_EXPORT = REPO_ROOT / "services" / "ocr" / "weights" / "crnn.pt"
 
 
+#: Receivers of every event, and of a ``"step"`` event after each step that is not logged
+#: (``step``, ``trained_s``, ``budget_s``, ``loss``): ``docsum train``'s progress display.
+listeners: list[Callable[[str, dict[str, Any]], None]] = []
+
+
 def emit(event: str, **fields: Any) -> None:
     """One JSON log line."""
     log.info(json.dumps({"event": event, "time": round(time.time(), 1), **fields}))
+    for listener in listeners:
+        listener(event, fields)
 
 
 def normalize(text: str) -> str:
@@ -125,7 +133,12 @@ def lr_at(progress: float, peak: float) -> float:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="docsum.ocr.train.train", description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=REPO_ROOT / ".runs" / "ocr")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=REPO_ROOT / ".runs" / "ocr",
+        help="folder for checkpoints and train.log",
+    )
     p.add_argument("--hours", type=float, default=2.5, help="training-time budget (hours)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt when it exists")
     p.add_argument(
@@ -137,10 +150,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--channels/--hidden come from CKPT); ignored when --resume finds OUT/last.pt",
     )
     p.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: no limit)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="lines per step")
     p.add_argument("--lr", type=float, default=1.5e-3, help="peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=0.01)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay")
+    p.add_argument("--seed", type=int, default=0, help="seed of the data and the weights")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     p.add_argument("--channels", default="16,32,64,96,128", help="conv channels per block")
     p.add_argument("--hidden", type=int, default=128, help="LSTM units per direction")
@@ -150,7 +163,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_false",
         help="train in fp32 (bf16 autocast is ~1.6x faster on AVX512-BF16 CPUs)",
     )
-    p.add_argument("--val-dir", type=Path, default=DEFAULT_VAL)
+    p.add_argument(
+        "--val-dir", type=Path, default=DEFAULT_VAL, help="UW3-style line images for the CER"
+    )
     p.add_argument("--val-min", type=float, default=10.0, help="minutes between validations")
     p.add_argument("--ckpt-min", type=float, default=4.0, help="minutes between checkpoints")
     p.add_argument("--log-s", type=float, default=30.0, help="seconds between progress logs")
@@ -197,12 +212,18 @@ def _state(model, opt, stream, step, trained_s, best, args) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point (also called by ``docsum train ocr``); returns a process exit code."""
+def main(argv: list[str] | None = None, log_to_stdout: bool = True) -> int:
+    """Entry point (also called by ``docsum train ocr``); returns a process exit code.
+
+    The JSON log goes to ``OUT/train.log``, and to stdout unless ``log_to_stdout`` is false.
+    """
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     if not log.handlers:
-        for h in (logging.StreamHandler(sys.stdout), logging.FileHandler(args.out / "train.log")):
+        handlers: list[logging.Handler] = [logging.FileHandler(args.out / "train.log")]
+        if log_to_stdout:
+            handlers.append(logging.StreamHandler(sys.stdout))
+        for h in handlers:
             h.setFormatter(logging.Formatter("%(message)s"))
             log.addHandler(h)
         log.setLevel(logging.INFO)
@@ -307,7 +328,13 @@ def main(argv: list[str] | None = None) -> int:
         opt.step()
         step += 1
         trained_s += time.monotonic() - t0
-        win_loss, win_steps, win_lines = win_loss + loss.item(), win_steps + 1, win_lines + len(x)
+        loss_value = loss.item()
+        win_loss, win_steps, win_lines = win_loss + loss_value, win_steps + 1, win_lines + len(x)
+        for listener in listeners:
+            listener(
+                "step",
+                {"step": step, "trained_s": trained_s, "budget_s": budget, "loss": loss_value},
+            )
         now = time.monotonic()
         if now - t_log >= args.log_s:
             dt = now - win_t
