@@ -71,7 +71,9 @@ def must(cmd: list[str], what: str, cwd: Path | None = None) -> str:
 
 
 def normalize(objs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(o["kind"], o["metadata"]["name"]): o for o in objs}
+    """Objects by (kind, name), merge-keyed lists in a canonical order (kustomize's strategic
+    merge keeps their elements, not their order)."""
+    return {(o["kind"], o["metadata"]["name"]): kr.canonical(o) for o in objs}
 
 
 # --- 1. drift --------------------------------------------------------------------------------

@@ -12,10 +12,14 @@ What is generated, and how:
   service.
 * ``k8s/components/<feature>/`` = the difference between the chart rendered without and with
   that feature: new objects as resources, removed ones as ``$patch: delete``, changed ones as
-  JSON 6902 patches (a changed kind, Deployment → Rollout, with ``allowKindChange``). Patches
-  on workloads target ``Deployment|Rollout`` so components compose in any order that puts
-  ``rollouts`` last; patches for objects only another feature creates (the HPAs that
-  ``rollouts`` retargets) are no-ops without it.
+  JSON 6902 patches (a changed kind, Deployment → Rollout, with ``allowKindChange``) — unless
+  a change is inside a list element (a container, an env entry): then a strategic merge patch
+  that names the element (containers and env by name, ports by number), so a component never
+  hits what another put first at that position. JSON patches on workloads target
+  ``Deployment|Rollout``, strategic ones ``Deployment`` (kustomize merges lists by key only for
+  kinds it knows): components compose in any order that puts ``rollouts`` last. Patches for
+  objects only another feature creates (the HPAs that ``rollouts`` retargets) are no-ops
+  without it.
 
 ``scripts/k8s_check.py`` renders every overlay and component with kustomize and checks each
 against the chart rendered with the same features (so the generation itself is tested).
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -192,6 +197,71 @@ def json_patch(a: Any, b: Any, path: tuple[str | int, ...] = ()) -> list[dict[st
     return [{"op": op, "path": _pointer(path), "value": b}]
 
 
+#: Lists Kubernetes merges by a key (its strategic-merge patchMergeKey): a strategic merge patch
+#: addresses their elements by that key, never by position.
+MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "env": "name",
+    "ports": "containerPort",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "imagePullSecrets": "name",
+    "topologySpreadConstraints": "topologyKey",
+}
+
+
+def _merge_key(field: str, value: Any) -> str | None:
+    """The merge key of list ``value`` under ``field`` (containers' ``ports``, not a Service's)."""
+    key = MERGE_KEYS.get(field)
+    if key and isinstance(value, list) and all(isinstance(x, dict) and key in x for x in value):
+        return key
+    return None
+
+
+def _indexed(ops: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a JSON patch addresses a list element by position."""
+    return any(re.search(r"/[0-9]+(/|$)", op["path"]) for op in ops)
+
+
+def strategic_merge(a: Any, b: Any, field: str = "") -> Any:
+    """The strategic merge patch turning ``a`` into ``b``: maps member by member (``None``
+    deletes), lists in MERGE_KEYS element by element by their key (``$patch: delete`` removes
+    one), any other list whole (Kubernetes replaces those)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: dict[str, Any] = {k: None for k in a if k not in b}
+        for k, v in b.items():
+            if k not in a:
+                out[k] = v
+            elif a[k] != v:
+                out[k] = strategic_merge(a[k], v, k)
+        return out
+    key = _merge_key(field, a) and _merge_key(field, b)
+    if key and isinstance(a, list) and isinstance(b, list):
+        old = {x[key]: x for x in a}
+        new = {x[key]: x for x in b}
+        items = [{key: k, "$patch": "delete"} for k in old if k not in new]
+        for k, v in new.items():
+            if k not in old:
+                items.append(v)
+            elif old[k] != v:
+                items.append({key: k, **strategic_merge(old[k], v)})
+        return items
+    return b
+
+
+def canonical(obj: Any, field: str = "") -> Any:
+    """``obj`` with the lists in MERGE_KEYS sorted by their key: a strategic merge patch keeps
+    their elements, not their order (which means nothing to Kubernetes for these lists)."""
+    if isinstance(obj, dict):
+        return {k: canonical(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        items = [canonical(x) for x in obj]
+        key = _merge_key(field, items)
+        return sorted(items, key=lambda x: str(x[key])) if key else items
+    return obj
+
+
 def target_of(obj: Mapping[str, Any]) -> dict[str, str]:
     kind = obj["kind"]
     return {
@@ -220,10 +290,24 @@ def component(before: list[dict[str, Any]], after: list[dict[str, Any]]) -> tupl
                 }
             )
         elif new[key] != obj:
-            entry: dict[str, Any] = {"target": target_of(obj), "patch": json_patch(obj, new[key])}
+            ops = json_patch(obj, new[key])
+            entry: dict[str, Any] = {"target": target_of(obj), "patch": ops}
             if new[key]["kind"] != obj["kind"]:
+                if _indexed(ops):
+                    raise ValueError(f"{key}: a kind change cannot also patch list elements")
                 entry["target"]["kind"] = obj["kind"]
                 entry["options"] = {"allowKindChange": True}
+            elif _indexed(ops):
+                # By position, a patch would hit whatever another component put there first.
+                # kustomize merges strategically only kinds it knows (not Rollout): the target is
+                # the Deployment, which is why `rollouts` goes last.
+                entry["target"]["kind"] = obj["kind"]
+                entry["patch"] = {
+                    "apiVersion": obj["apiVersion"],
+                    "kind": obj["kind"],
+                    "metadata": {"name": obj["metadata"]["name"]},
+                    **{k: v for k, v in strategic_merge(obj, new[key]).items() if k != "metadata"},
+                }
             patches.append(entry)
     return resources, patches
 

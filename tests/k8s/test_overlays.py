@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
@@ -74,3 +77,82 @@ def test_prod_runs_the_cuda_build_of_the_ocr_image_on_gpu_pods() -> None:
     }
     assert images["ocr"].endswith("-cuda")
     assert not images["summarizer"].endswith("-cuda")
+
+
+USER_COMPONENT = """
+apiVersion: kustomize.config.k8s.io/v1alpha1
+kind: Component
+patches:
+  - target: {kind: Deployment, name: docsum-ocr}
+    patch: |-
+      - op: add
+        path: /spec/template/spec/containers/0/env/0
+        value: {name: HTTPS_PROXY, value: "http://proxy:3128"}
+      - op: add
+        path: /spec/template/spec/containers/0
+        value:
+          name: log-shipper
+          image: example.com/shipper:1
+          env: [{name: LEVEL, value: info}]
+"""
+
+
+def _with_user_component_first(tmp_path: Path, components: list[str]) -> list[dict[str, Any]]:
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "kustomization.yaml").write_text(USER_COMPONENT)
+    top = tmp_path / "overlay"
+    top.mkdir()
+    doc = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(kr.K8S / "base", top)],
+        "components": [
+            "../user",
+            *(os.path.relpath(kr.K8S / "components" / c, top) for c in components),
+        ],
+    }
+    (top / "kustomization.yaml").write_text(yaml.safe_dump(doc))
+    return kr.kustomize(top)
+
+
+@pytest.mark.parametrize("components", [["gpu"], kr.PROD], ids=["gpu", "prod"])
+def test_components_patch_containers_by_name_after_a_user_component(
+    tmp_path: Path, components: list[str]
+) -> None:
+    """A user's sidecar and env var put first must not shift what the chart's components set."""
+    objs = _with_user_component_first(tmp_path, components)
+    [ocr] = [
+        o for o in objs if o["kind"] in kr.WORKLOAD_KINDS and o["metadata"]["name"] == "docsum-ocr"
+    ]
+    containers = {c["name"]: c for c in ocr["spec"]["template"]["spec"]["containers"]}
+    assert set(containers) == {"log-shipper", "ocr"}
+    assert containers["log-shipper"] == {
+        "name": "log-shipper",
+        "image": "example.com/shipper:1",
+        "env": [{"name": "LEVEL", "value": "info"}],
+    }
+    c = containers["ocr"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["HTTPS_PROXY"] == "http://proxy:3128"
+    assert env["DOCSUM_OCR_PORT"] == "8081"
+    assert env["DOCSUM_OCR_DEVICE"] == "cuda"
+    assert env["DOCSUM_OCR_TORCH_THREADS"] == str(c["resources"]["limits"]["cpu"])
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert c["image"].endswith("-cuda")
+    # everything else is what the chart renders with the same features
+    [helm] = [
+        o
+        for o in kr.helm_template(kr.values_for(components))
+        if o["kind"] == ocr["kind"] and o["metadata"]["name"] == "docsum-ocr"
+    ]
+    c["env"] = [e for e in c["env"] if e["name"] != "HTTPS_PROXY"]
+    ocr["spec"]["template"]["spec"]["containers"] = [c]
+    assert kr.canonical(ocr) == kr.canonical(helm)
+
+
+def test_no_generated_json_patch_addresses_a_list_element_by_position() -> None:
+    for path in (kr.K8S / "components").glob("*/patches/*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        if isinstance(doc, list):
+            assert not kr._indexed(doc), f"{path}: {[op['path'] for op in doc]}"
