@@ -1,9 +1,15 @@
 """docsum's Locust users: summarize, OCR and the document pipeline (closed loop).
 
 Run against the local stack (``make run`` in another terminal, or let ``make loadtest`` start
-it)::
+it), from the repository root or from ``loadtests/`` (whose ``locust.conf`` holds the
+defaults)::
 
-    locust -f loadtests/locustfile.py --host http://127.0.0.1:8080 --api-key "$DOCSUM_API_KEY"
+    export DOCSUM_API_KEY=$(cat .runs/dev-api-key)
+    locust -f loadtests/locustfile.py --config loadtests/locust.conf
+    cd loadtests && locust --headless --run-time 1m --tags summarize
+
+Each user's task is tagged with its route (``summarize``, ``ocr``, ``document``): ``--tags`` and
+``--exclude-tags`` choose the routes, and the users of the other routes are not spawned.
 
 Add one shape to steer the load over time (each is a file, so exactly one is active)::
 
@@ -21,13 +27,21 @@ arrival shape's open-loop users send on a clock whatever the server does (see
 from __future__ import annotations
 
 import random
+import sys
 from itertools import count
+from pathlib import Path
 from typing import Any
 
-from locust import FastHttpUser, between, task
-from locust.exception import StopUser
+# Locust puts only this file's folder on sys.path; the payloads come from the repository's
+# packages (loadtests, tests.support), so the root goes there too, wherever Locust runs from.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
 
-from loadtests import routes
+from locust import FastHttpUser, between, tag, task  # noqa: E402
+from locust.exception import StopUser  # noqa: E402
+
+from loadtests import routes  # noqa: E402
 
 _ids = count()
 
@@ -63,6 +77,7 @@ class SummarizeUser(DocsumUser):
     wait_time = between(1, 3)
     route = "summarize"
 
+    @tag("summarize")
     @task
     def summarize(self) -> None:
         self.call()
@@ -75,6 +90,7 @@ class OcrUser(DocsumUser):
     wait_time = between(2, 5)
     route = "ocr"
 
+    @tag("ocr")
     @task
     def ocr(self) -> None:
         self.call()
@@ -87,6 +103,7 @@ class DocumentUser(DocsumUser):
     wait_time = between(3, 8)
     route = "document"
 
+    @tag("document")
     @task
     def document(self) -> None:
         self.call()

@@ -17,18 +17,22 @@ Targets:
 from __future__ import annotations
 
 import json
+import logging
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from locust import events
 from locust.contrib.fasthttp import FastHttpSession, ResponseContextManager
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.payloads import PayloadPool, make_pool
+
+log = logging.getLogger("docsum.loadtest")
 
 #: Each route's share of the closed-loop users and of open-loop arrivals. Texts to summarize
 #: are the common case, single pages for OCR next, whole documents through the pipeline (the
@@ -128,6 +132,53 @@ def pool(seed: int, dpi: int) -> PayloadPool:
     return make_pool(seed=seed, dpi=dpi)
 
 
+def api_key(options: Any) -> str:
+    """The gateway API key: ``--api-key-file``'s content, else ``--api-key``."""
+    if options.api_key_file:
+        return Path(options.api_key_file).read_text(encoding="utf-8").strip()
+    return str(options.api_key)
+
+
+def _stop(message: str) -> NoReturn:
+    """Stop Locust before any user starts, with one line saying why."""
+    log.error(message)
+    sys.exit(1)
+
+
+@events.init.add_listener
+def _check_setup(environment: Any, **_: Any) -> None:
+    """Refuse at start what would fail every request; spawn only the chosen routes' users.
+
+    A missing API key would make a run of 100 % 401s. ``--routes``, ``--tags`` and
+    ``--exclude-tags`` choose the routes; users of the other routes are not spawned at all.
+    Checked where the run is decided (a local run, or the master): a worker takes these
+    options from the master when the run starts.
+    """
+    options = environment.parsed_options
+    if options is None or isinstance(environment.runner, WorkerRunner):
+        return
+    try:
+        chosen = chosen_routes(options)
+    except ValueError as exc:
+        _stop(str(exc))
+    if options.target == "gateway":
+        try:
+            key = api_key(options)
+        except OSError as exc:
+            _stop(f"--api-key-file {options.api_key_file}: {exc.strerror}")
+        if not key:
+            _stop(
+                "no API key for the gateway: set DOCSUM_API_KEY (make run keeps one in "
+                ".runs/dev-api-key), or give --api-key or --api-key-file"
+            )
+    users = environment.user_classes
+    users[:] = [u for u in users if getattr(u, "route", "") in ("", *chosen)]
+    environment._filter_tasks_by_tags()  # what Locust does at start, done here to see the result
+    users[:] = [u for u in users if u.tasks]
+    if not users and environment.available_user_classes:
+        _stop(f"no user left to spawn for the routes {chosen}")
+
+
 @events.init.add_listener
 def _make_payloads(environment: Any, **_: Any) -> None:
     """Make the payloads before the test starts, not while the first users spawn."""
@@ -151,9 +202,7 @@ class Context:
     def from_options(cls, options: Any) -> Context:
         headers = {}
         if options.target == "gateway":
-            key = options.api_key
-            if options.api_key_file:
-                key = Path(options.api_key_file).read_text(encoding="utf-8").strip()
+            key = api_key(options)
             if key:
                 headers["X-API-Key"] = key
             if options.backend_version:
@@ -266,11 +315,17 @@ def stats_name(route: str, target: str) -> str:
 
 
 def chosen_routes(options: Any) -> list[str]:
-    """The routes named by ``--routes``, checked."""
+    """The routes named by ``--routes`` (checked), less those that ``--tags`` leaves out or
+    ``--exclude-tags`` names (a user's task is tagged with its route)."""
     routes = [r.strip() for r in options.routes.split(",") if r.strip()]
     unknown = sorted(set(routes) - set(CALLS))
     if unknown or not routes:
         raise ValueError(f"--routes: unknown {unknown}; choose from {sorted(CALLS)}")
+    tags = set(getattr(options, "tags", None) or [])
+    excluded = set(getattr(options, "exclude_tags", None) or [])
+    routes = [r for r in routes if (not tags or r in tags) and r not in excluded]
+    if not routes:
+        raise ValueError(f"--tags/--exclude-tags leave none of the routes {sorted(CALLS)}")
     if options.target == "direct" and "document" in routes:
         routes.remove("document")
     if not routes:

@@ -22,7 +22,7 @@ from typing import Any
 
 from gevent.event import Event
 from gevent.pool import Group
-from locust import FastHttpUser, LoadTestShape, User, constant, events, task
+from locust import FastHttpUser, LoadTestShape, User, constant, events, tag, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner
 
@@ -119,6 +119,8 @@ class OpenLoopUser(FastHttpUser):
         for _ in range(n):
             self.environment.stats.log_error("POST", routes.stats_name(route, self.ctx.target), why)
 
+    # Every route's tag, so that --tags keeps the scheduler (it sends the chosen routes only).
+    @tag(*routes.CALLS)
     @task
     def arrivals(self) -> None:
         global _max_lag_s

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import random
 import subprocess
 import sys
@@ -304,3 +305,81 @@ def test_open_loop_runs_distributed_and_stops_on_the_master_s_clock(
     assert entry["requests"] >= 10 and entry["failures"] == 0
     assert 7 <= (entry["requests"] - 1) / span <= 13
     assert took < 25  # stopped on the master's clock, not after a drain timeout
+
+
+# --------------------------------------------------------------------------------------------
+# Locust as its users run it: from the root or loadtests/, locust.conf, --tags, the API key
+
+
+def _run_locust(
+    cwd: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "locust", "--headless", "--only-summary", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def _spawned(log: str) -> dict[str, int]:
+    [line] = [x for x in log.splitlines() if "All users spawned: " in x]
+    return dict(json.loads(line.split("All users spawned: ")[1].split(" (")[0]))
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.parametrize("where", ["root", "loadtests"])
+def test_locust_runs_from_the_root_and_from_loadtests(
+    tmp_path: Path, fake: _FakeSummarizer, where: str
+) -> None:
+    """From the root with -f and --config; from loadtests/ with nothing: Locust finds
+    locustfile.py and locust.conf there itself."""
+    out = tmp_path / "summary.json"
+    files = ["-f", "loadtests/locustfile.py", "--config", "loadtests/locust.conf"]
+    done = _run_locust(
+        ROOT if where == "root" else ROOT / "loadtests",
+        *(files if where == "root" else []),
+        "--run-time", "3s", "--target", "direct", "--summarizer-host", fake.url,
+        "--routes", "summarize", "--page-dpi", "30", "--summary-json", str(out),
+        "--spawn-rate", "10",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    [entry] = json.loads(out.read_text())["entries"]
+    assert entry["name"] == "/v1/summarize" and entry["requests"] > 0
+    # locust.conf's 10 users (no --users given), all of the one route chosen.
+    assert _spawned(done.stderr) == {"SummarizeUser": 10}
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_tags_spawn_only_the_users_of_those_routes(tmp_path: Path, fake: _FakeSummarizer) -> None:
+    out = tmp_path / "summary.json"
+    done = _run_locust(
+        ROOT, "-f", "loadtests/locustfile.py", "--host", "http://127.0.0.1:9", "--run-time", "3s",
+        "--users", "4",
+        "--spawn-rate", "4", "--target", "direct", "--summarizer-host", fake.url,
+        "--tags", "summarize", "--page-dpi", "30", "--summary-json", str(out),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _spawned(done.stderr) == {"SummarizeUser": 4}
+    names = {e["name"] for e in json.loads(out.read_text())["entries"]}
+    assert names == {"/v1/summarize"} and fake.count > 0
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_missing_api_key_stops_the_run_at_start(fake: _FakeSummarizer) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSUM_API_KEY")}
+    start = time.monotonic()
+    done = _run_locust(
+        ROOT, "-f", "loadtests/locustfile.py", "--run-time", "30s", "--host", fake.url,
+        "--page-dpi", "30", env=env,
+    )  # fmt: skip
+    assert done.returncode == 1 and time.monotonic() - start < 30
+    errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "no API key for the gateway: set DOCSUM_API_KEY" in errors[0]
+    assert fake.count == 0  # not one request sent
