@@ -8,6 +8,7 @@ its reason; anything else vulture reports is dead code to delete.
 # pydantic: class configuration, validators, and fields only serialized.
 model_config  # BaseModel / BaseSettings configuration
 _._lengths_in_order  # SummarizerSettings' model_validator
+_._ports_differ  # ServiceSettings' model_validator
 _._http_url  # BackendSpec's field_validator
 request_id  # ErrorDetail field (the JSON error body)
 timings_ms  # DocumentSummary field (the JSON answer)

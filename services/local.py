@@ -21,6 +21,9 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 GRACE_S = 30.0
+#: Each service's probe listener (/livez, /readyz with its reasons, /metrics) when it runs on
+#: its usual port: that port + 1000.
+PROBE_PORTS = {"gateway": 9080, "ocr": 9081, "summarizer": 9082}
 #: Where a local run keeps what it generates (git-ignored).
 RUNS = Path(".runs")
 
@@ -58,6 +61,16 @@ def gateway_env(env: dict[str, str], runs: Path = RUNS) -> dict[str, str]:
     return env
 
 
+def probe_env(env: dict[str, str], services: list[str]) -> dict[str, str]:
+    """``env`` with a probe port for each service on its usual port that has none set."""
+    env = dict(env)
+    for name in services:
+        prefix = f"DOCSUM_{name.upper()}_"
+        if name in PROBE_PORTS and not env.get(prefix + "PORT"):
+            env.setdefault(prefix + "PROBE_PORT", str(PROBE_PORTS[name]))
+    return env
+
+
 def run_stack(services: list[str]) -> int:
     """Start ``services``, wait for Ctrl-C or a child's exit, stop the rest; the exit code."""
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -72,6 +85,7 @@ def run_stack(services: list[str]) -> int:
     env = os.environ.copy()
     if "gateway" in services:
         env = gateway_env(env)
+    env = probe_env(env, services)
     for name in services:
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "docsum.cli", "serve", name],

@@ -73,3 +73,41 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         lg.propagate = True
     # We write our own access log line (with the request id); uvicorn's would be a duplicate.
     logging.getLogger("uvicorn.access").disabled = True
+
+
+class Tally:
+    """Events too frequent to log one line each (refused connections, failed keys): counted
+    by kind and client, and logged as one line at most every ``every_s`` seconds, when the
+    next event comes."""
+
+    #: Clients tracked per line: a flood from many addresses costs bounded memory.
+    MAX_CLIENTS = 1000
+
+    def __init__(self, logger: logging.Logger, message: str, every_s: float = 10.0) -> None:
+        self.logger = logger
+        self.message = message
+        self.every_s = every_s
+        self._since = -float("inf")
+        self._kinds: dict[str, int] = {}
+        self._clients: dict[str, int] = {}
+
+    def add(self, kind: str, client: str) -> None:
+        self._kinds[kind] = self._kinds.get(kind, 0) + 1
+        if client in self._clients or len(self._clients) < self.MAX_CLIENTS:
+            self._clients[client] = self._clients.get(client, 0) + 1
+        now = time.monotonic()
+        if now - self._since < self.every_s:
+            return
+        top = max(self._clients, key=self._clients.__getitem__)
+        window = now - self._since
+        self.logger.warning(
+            self.message,
+            extra={
+                "counts": self._kinds,
+                "clients": len(self._clients),
+                "top_client": top,
+                "top_client_count": self._clients[top],
+                "window_s": round(window, 1) if window < 1e9 else None,
+            },
+        )
+        self._since, self._kinds, self._clients = now, {}, {}

@@ -32,6 +32,18 @@ HTTP_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 HTTP_IN_FLIGHT = Gauge("docsum_http_requests_in_flight", "Requests being served right now.")
+HTTP_CONNECTIONS = Gauge(
+    "docsum_http_connections_open",
+    "TCP connections open, by listener (public: the API port; probe: the probe port).",
+    ["listener"],
+)
+HTTP_CONNECTIONS_CUT = Counter(
+    "docsum_http_connections_cut_total",
+    "Connections the server closed on its own, by reason: per_client_cap or connection_cap "
+    "(closed as accepted), header_timeout (no complete request head in time), write_timeout "
+    "(the client read none of an answer in time).",
+    ["listener", "reason"],
+)
 STAGE_DURATION = Histogram(
     "docsum_inference_stage_duration_seconds",
     "Time spent in one stage of inference for one batch (or one document), in seconds.",

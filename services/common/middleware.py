@@ -15,7 +15,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
-from .errors import DocsumError, PayloadTooLarge, RequestTimeout
+from .errors import DocsumError, Overloaded, PayloadTooLarge, RequestTimeout
 from .http_errors import error_json
 from .logs import new_request_id, request_id_var
 
@@ -24,9 +24,12 @@ log = logging.getLogger("docsum.access")
 #: Taken from the request when valid, else made; sent back on the answer (and, by the gateway,
 #: upstream).
 REQUEST_ID_HEADER = b"x-request-id"
-_VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: Probe and scrape traffic is counted but not logged: it would drown the access log.
 _QUIET = frozenset({"/livez", "/readyz", "/metrics"})
+#: Set in ``scope["state"]`` by inner code for a request its own tally logs instead (the
+#: gateway's failed keys): the access log then has no line for it.
+NO_ACCESS_LOG = "docsum.no_access_log"
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -40,6 +43,10 @@ def _too_large(limit: int) -> str:
     return f"request body is over the limit of {limit} bytes; send less or split it"
 
 
+def _busy(limit: int) -> str:
+    return f"the server is serving {limit} requests already; retry in a second"
+
+
 def _too_slow(seconds: float) -> str:
     return f"the request body did not arrive within {seconds:g} s; send it in one go"
 
@@ -51,28 +58,36 @@ class RequestMiddleware:
     or as soon as a chunked body passes the limit. A body still incomplete ``body_timeout_s``
     seconds after the headers is refused with 408 and the connection closed: uvicorn bounds
     no body read, so a client dripping a few bytes a second would hold a connection and a
-    request slot forever.
+    request slot forever. Past ``max_in_flight`` requests being served, a new one is answered
+    503 at once.
     """
 
     def __init__(
-        self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float | None = None
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        body_timeout_s: float | None = None,
+        max_in_flight: int | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         given = _header(scope, REQUEST_ID_HEADER)
-        rid = given if given and _VALID_ID.match(given) else new_request_id()
+        rid = given if given and _VALID_ID.fullmatch(given) else new_request_id()
         token = request_id_var.set(rid)
         scope.setdefault("state", {})["request_id"] = rid
         start = time.perf_counter()
         status = 500
         limit = self.max_body_bytes
         metrics.HTTP_IN_FLIGHT.inc()
+        self.in_flight += 1
 
         started = False
         #: A refusal decided mid-body (413 or 408).
@@ -122,7 +137,10 @@ class RequestMiddleware:
 
         try:
             length = _header(scope, b"content-length")
-            if length is not None and length.isdigit() and int(length) > limit:
+            if self.max_in_flight is not None and self.in_flight > self.max_in_flight:
+                status = Overloaded.status
+                await self._send_error(send, rid, Overloaded(_busy(self.max_in_flight)))
+            elif length is not None and length.isdigit() and int(length) > limit:
                 status = PayloadTooLarge.status
                 await self._send_error(send, rid, PayloadTooLarge(_too_large(limit)))
             else:
@@ -142,12 +160,14 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             metrics.HTTP_IN_FLIGHT.dec()
+            self.in_flight -= 1
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"]
             metrics.HTTP_REQUESTS.labels(template, method, str(status)).inc()
             metrics.HTTP_DURATION.labels(template, method).observe(elapsed)
-            if scope["path"] not in _QUIET or status >= 400:
+            state = scope["state"]
+            if (scope["path"] not in _QUIET or status >= 400) and not state.get(NO_ACCESS_LOG):
                 self._log(scope, status, elapsed)
             request_id_var.reset(token)
 
@@ -158,6 +178,9 @@ class RequestMiddleware:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (REQUEST_ID_HEADER, rid.encode()),
+        ]
+        headers += [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()
         ]
         if close:  # the rest of the body is never read: the connection cannot be reused
             headers.append((b"connection", b"close"))

@@ -2,14 +2,18 @@
 
 A model service gives :func:`create_app` its title, settings, health state and lifespan; it
 gets back an app with the request middleware, the error table, ``/livez``, ``/readyz`` and
-``/metrics``. :func:`serve` runs it under uvicorn, marking the service as draining the moment
-SIGTERM arrives so readiness fails while in-flight requests finish.
+``/metrics``. :func:`serve` runs it under uvicorn, its connections bounded (see
+:mod:`.connections`), marking the service as draining the moment SIGTERM arrives so readiness
+fails while in-flight requests finish; with ``probe_port`` set, a second listener answers the
+probes and the scrape, out of reach of the API port's clients.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import resource
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import FrameType
@@ -21,7 +25,8 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from . import metrics
 from .batcher import DynamicBatcher
-from .health import Health, health_router
+from .connections import ConnectionLimits, guarded_protocol
+from .health import Health, health_router, probe_app
 from .http_errors import ERROR_RESPONSES, install_error_handlers
 from .middleware import RequestMiddleware
 from .settings import ServiceSettings
@@ -57,6 +62,8 @@ def create_app(
     """A FastAPI app with the kit installed; the caller adds its routers."""
     app = FastAPI(
         title=title,
+        # A trailing slash is a 404, not a redirect built from the Host header.
+        redirect_slashes=False,
         version=version,
         description=description,
         lifespan=lifespan,
@@ -72,6 +79,7 @@ def create_app(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         body_timeout_s=settings.body_timeout_s,
+        max_in_flight=settings.max_concurrency,
     )
     app.include_router(health_router(health))
     app.state.health = health
@@ -127,12 +135,14 @@ async def model_lifespan(
             await batcher.close(drain_timeout_s)
 
 
-class _DrainingServer(uvicorn.Server):
-    """uvicorn, but readiness fails as soon as a stop signal arrives."""
+class _Server(uvicorn.Server):
+    """uvicorn, but readiness fails as soon as a stop signal arrives, and the probe listener
+    (when there is one) runs beside the API's: started first, stopped last."""
 
-    def __init__(self, config: uvicorn.Config, health: Health) -> None:
+    def __init__(self, config: uvicorn.Config, health: Health, probe: uvicorn.Server | None):
         super().__init__(config)
         self.health = health
+        self.probe = probe
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if not self.health.draining:
@@ -140,66 +150,90 @@ class _DrainingServer(uvicorn.Server):
         self.health.draining = True
         super().handle_exit(sig, frame)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.probe is not None:
+            self.probe.config.load()
+            self.probe.lifespan = self.probe.config.lifespan_class(self.probe.config)
+            await self.probe.startup()
+        await super().startup(sockets)
 
-class _HeaderDeadline:
-    """A deadline on each request's headers, mixed into the uvicorn protocol in use.
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().shutdown(sockets)
+        finally:
+            if self.probe is not None and self.probe.started:
+                await self.probe.shutdown()
 
-    uvicorn arms a timer only between requests, and any byte received disarms it: a client
-    sending its headers a byte at a time would hold the connection forever (slowloris).
-    ``header_timeout_s`` seconds after the connection opens or a response ends, a connection
-    with no request being served (its next head still incomplete) is closed.
-    """
 
-    header_timeout_s: float = 10.0
-    _header_timer: asyncio.TimerHandle | None = None
-    # Provided by uvicorn's protocol classes (h11 and httptools alike).
-    loop: asyncio.AbstractEventLoop
-    transport: asyncio.Transport
-    cycle: Any
+#: Open files kept for what is not a client connection: upstream calls, logs, model files.
+_SPARE_FILES = 256
+#: Connections the probe listener holds at once (the kubelet and Prometheus need a few).
+_PROBE_CONNECTIONS = 64
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[misc]
-        self._arm_header_timer()
 
-    def on_response_complete(self) -> None:
-        super().on_response_complete()  # type: ignore[misc]
-        self._arm_header_timer()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-        super().connection_lost(exc)  # type: ignore[misc]
-
-    def _arm_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-        self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_deadline)
-
-    def _header_deadline(self) -> None:
-        # A cycle exists (and is not complete) once a request's head has been parsed.
-        serving = self.cycle is not None and not self.cycle.response_complete
-        if not serving and not self.transport.is_closing():
-            log.info("request headers not received in time; closing the connection")
-            self.transport.close()
+def _connection_cap(wanted: int) -> int:
+    """``wanted``, or as many connections as the open-files limit leaves room for once its
+    soft value is raised as far as the hard one allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + _SPARE_FILES + _PROBE_CONNECTIONS
+    if soft != resource.RLIM_INFINITY and soft < need:
+        raised = need if hard == resource.RLIM_INFINITY else min(hard, need)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return wanted
+    cap = max(1, soft - _SPARE_FILES - _PROBE_CONNECTIONS)
+    log.warning(
+        "open-files limit too low for max_connections; fewer connections are kept",
+        extra={"max_connections": wanted, "kept": cap, "open_files_limit": soft},
+    )
+    return cap
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
-    """Run ``app`` until SIGINT/SIGTERM, then finish in-flight requests and stop."""
-    # The protocol uvicorn would pick (httptools when installed, else h11), with the deadline.
-    protocol = type(
-        "HeaderDeadlineProtocol",
-        (_HeaderDeadline, AutoHTTPProtocol),
-        {"header_timeout_s": settings.header_timeout_s},
+    """Run ``app`` until SIGINT/SIGTERM, then finish in-flight requests and stop; the probe
+    listener beside it when ``settings.probe_port`` is set."""
+    health: Health = app.state.health
+    public_limits = ConnectionLimits(
+        "public", _connection_cap(settings.max_connections), settings.max_connections_per_client
     )
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
-        http=protocol,
+        # The protocol uvicorn would pick (httptools when installed, else h11), bounded.
+        http=guarded_protocol(
+            AutoHTTPProtocol, public_limits, settings.header_timeout_s, settings.write_timeout_s
+        ),
         log_config=None,
         access_log=False,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-        limit_concurrency=settings.max_concurrency,
         lifespan="on",
     )
-    _DrainingServer(config, app.state.health).run()
+    probe = None
+    if settings.probe_port is not None:
+        probe_limits = ConnectionLimits("probe", _PROBE_CONNECTIONS)
+        probe = uvicorn.Server(
+            uvicorn.Config(
+                probe_app(health),
+                host=settings.host,
+                port=settings.probe_port,
+                http=guarded_protocol(
+                    AutoHTTPProtocol,
+                    probe_limits,
+                    settings.header_timeout_s,
+                    settings.write_timeout_s,
+                ),
+                log_config=None,
+                access_log=False,
+                proxy_headers=False,
+                timeout_graceful_shutdown=1,
+                lifespan="off",
+            )
+        )
+    _Server(config, health, probe).run()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,15 +37,40 @@ class ServiceSettings(BaseSettings):
     #: it): bounds slow-drip uploads. 60 s carries 50 MB at 7 Mbit/s.
     body_timeout_s: float = Field(60.0, gt=0)
     #: Seconds a client may take to send a request's headers, counted from the connection's
-    #: start or the previous response (the connection is closed past it): bounds slowloris.
-    header_timeout_s: float = Field(10.0, gt=0)
-    #: Open connections plus in-flight requests past which new ones get 503 at once (uvicorn's
-    #: ``limit_concurrency``): a last guard on memory; the batchers' queues refuse work first.
+    #: start or the previous response (the connection is closed past it): bounds slowloris
+    #: and idle connections.
+    header_timeout_s: float = Field(5.0, gt=0)
+    #: Requests in flight past which new ones get 503 at once (idle connections do not
+    #: count): a last guard on memory; the batchers' queues refuse work first.
     max_concurrency: int = Field(1000, ge=1)
+    #: Open connections on ``port`` past which a new one is closed as soon as it is accepted.
+    #: Lowered at start to fit the open-files limit.
+    max_connections: int = Field(4096, ge=1)
+    #: Open connections on ``port`` from one client address past which its new ones are
+    #: closed at once; 0 → no such cap. Behind a proxy every client has the proxy's address:
+    #: raise it (or 0) there.
+    max_connections_per_client: int = Field(256, ge=0)
+    #: Seconds an answer may sit unsent, the client reading none of it, before the
+    #: connection is dropped: a client that never reads cannot hold a connection.
+    write_timeout_s: float = Field(10.0, gt=0)
+    #: Port of a second listener on ``host`` answering only ``/livez``, ``/readyz`` (with
+    #: its reasons) and ``/metrics``, for the kubelet and Prometheus: connections on ``port``
+    #: cannot starve it. Unset → none (probes use ``port``).
+    probe_port: int | None = Field(None, ge=1, le=65535)
+    #: Addresses of proxies whose ``X-Forwarded-For`` names the client (uvicorn's
+    #: ``forwarded_allow_ips``; ``["*"]`` trusts any): per-client limits then count the
+    #: client, not the proxy. Empty → the TCP peer is the client.
+    forwarded_allow_ips: list[str] = Field(default_factory=list)
     #: FastAPI's own OpenTelemetry (spans, metrics and logs, sent where the standard OTEL_*
     #: variables say). Off by default: docsum's metrics are Prometheus', its logs JSON lines,
     #: and the check runs on every request.
     opentelemetry: bool = False
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> ServiceSettings:
+        if self.probe_port is not None and self.probe_port == self.port:
+            raise ValueError(f"probe_port and port are both {self.port}: give the probes their own")
+        return self
 
 
 class BatchSettings(BaseModel):
