@@ -30,6 +30,12 @@ class Unauthorized(DocsumError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(DocsumError):
+    """A valid key, asking for what it may not have."""
+
+    status, code = 403, "forbidden"
+
+
 class NotFound(DocsumError):
     """No route at this path (the router's 404)."""
 

@@ -2,16 +2,22 @@
 
 The file (a Kubernetes Secret in production) has one key per line, ``<name>:<sha256 hex>``,
 and ``#`` comments. Only hashes are stored, so the file does not give the keys away. The
-name is what rate limits and logs use; the key itself is never written anywhere.
+name is what rate limits and logs use; the key itself is never written anywhere. Failed
+attempts are throttled per client address (:class:`FailureThrottle`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from .limits import TokenBucket
 
 _LINE = re.compile(r"^(?P<name>[A-Za-z0-9._@-]{1,64}):(?P<hash>[0-9a-fA-F]{64})$")
 
@@ -82,3 +88,38 @@ def presented_key(x_api_key: str | None, bearer_token: str | None) -> str | None
         if value and value.strip():
             return value.strip()
     return None
+
+
+class FailureThrottle:
+    """Failed authentications per client address: ``limit`` in a burst, then one more per
+    ``window_s / limit`` seconds (a token bucket per address); past that, the seconds to wait.
+
+    Only failures are counted and only failures refused: a valid key is never held back by
+    its address's failures, so a client sharing an address (a NAT, a proxy) with a flood of
+    wrong keys is still served. Keys are random 256-bit strings, so the throttle is about
+    the cost and the noise of a flood, not about guessing.
+    """
+
+    #: Addresses remembered; past it the oldest half is forgotten (bounded memory).
+    MAX_CLIENTS = 100_000
+
+    def __init__(
+        self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = limit / window_s
+        self.burst = float(limit)
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def fail(self, client: str) -> int:
+        """Count a failure from ``client``: 0 while within the limit, else whole seconds to
+        wait (for ``Retry-After``)."""
+        now = self._clock()
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            if len(self._buckets) >= self.MAX_CLIENTS:
+                for old in list(self._buckets)[: self.MAX_CLIENTS // 2]:
+                    del self._buckets[old]
+            bucket = self._buckets[client] = TokenBucket(self.rate, self.burst, self.burst, now)
+        wait = bucket.take(now)
+        return 0 if wait == 0.0 else max(1, math.ceil(wait))

@@ -37,5 +37,10 @@ RATE_LIMITED = Counter(
 )
 AUTH_FAILURES = Counter(
     "docsum_gateway_auth_failures_total",
-    "Requests refused with 401: no API key, or one that is not valid.",
+    "Requests without a valid API key (none, or a wrong one): answered 401, or 429 once "
+    "their client address is throttled.",
+)
+AUTH_THROTTLED = Counter(
+    "docsum_gateway_auth_throttled_total",
+    "Requests without a valid API key answered 429: their client address failed too often.",
 )

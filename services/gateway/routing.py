@@ -2,8 +2,9 @@
 
 A call's version is drawn by weight among the versions with a backend whose circuit lets
 calls through (90/10 is a canary, 0/100 a blue/green flip), or is the one pinned by
-``X-Docsum-Backend``. Its replica is the one with the fewest requests in flight: round-robin
-would pile long OCR requests onto one replica.
+``X-Docsum-Backend`` (one of weight 0 only by the keys allowed to: the gateway's guard checks).
+Its replica is the one with the fewest requests in flight: round-robin would pile long OCR
+requests onto one replica.
 
 The table is replaced whole when the backends file changes. A request keeps the
 :class:`Backend` it picked until it ends, and backends carry over by (url, version), so
@@ -71,6 +72,10 @@ class Routes:
     @property
     def backends(self) -> list[Backend]:
         return [b for group in self.versions.values() for b in group]
+
+    def takes_no_traffic(self, version: str) -> bool:
+        """Whether ``version`` is listed with weight 0 (not yet, or no longer, in use)."""
+        return version in self.weights and self.weights[version] <= 0
 
     def usable_versions(self) -> set[str]:
         """The versions with at least one backend whose circuit lets a call through."""

@@ -62,6 +62,16 @@ class GatewaySettings(ServiceSettings):
     rate_limit_rps: float = Field(50.0, gt=0)
     #: Requests a key may send at once above the sustained rate (token bucket size).
     rate_limit_burst: int = Field(100, ge=1)
+    #: Requests without a valid API key one client address may send at once before the next
+    #: are answered 429 with Retry-After; a valid key is never held back by them.
+    auth_failures_per_client: int = Field(20, ge=1)
+    #: Seconds over which a client address gets its ``auth_failures_per_client`` back (one
+    #: at a time, evenly).
+    auth_failure_window_s: float = Field(60.0, gt=0)
+    #: API key names (from the keys file) whose ``X-Docsum-Backend`` may pin a version that
+    #: takes no traffic (weight 0: a canary before its first share, a drained version);
+    #: anyone else's pin of one is answered 403.
+    pin_any_version_keys: list[str] = Field(default_factory=list)
     #: Origins allowed by CORS (JSON list, e.g. ``["https://app.example.com"]``); empty → off.
     cors_origins: list[str] = Field(default_factory=list)
     ocr: UpstreamSettings = Field(default_factory=UpstreamSettings)

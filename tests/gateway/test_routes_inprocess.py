@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY
 
 from docsum.gateway.app import build_app
 from docsum.gateway.auth import hash_key
+from docsum.gateway.pins import HEADER
 from docsum.gateway.routing import Backend
 from docsum.gateway.settings import GatewaySettings, UpstreamSettings
 from docsum.gateway.transport import Answer, Headers
@@ -203,16 +204,29 @@ async def test_summarize_forwards_the_body_and_answers_what_the_summarizer_answe
 async def test_summarize_pin_chooses_the_version_and_an_unknown_one_is_400(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway()
+    gw = await make_gateway(pin_any_version_keys=["tests"])
     pin = {"X-Docsum-Backend": "summarizer=canary"}
     r = await gw.post("/api/v1/summarize", json={"text": "A."}, headers=pin)
     assert r.status_code == 200 and r.headers["x-docsum-backend"] == "canary"
-    assert [c.version for c in gw.summarizer.calls] == ["canary"]  # weight 0, but pinned
+    assert [c.version for c in gw.summarizer.calls] == ["canary"]  # weight 0, by a key allowed
     r = await gw.post("/api/v1/summarize", json={"text": "A."}, headers={"X-Docsum-Backend": "x"})
     assert r.status_code == 400 and "known: canary, stable" in r.json()["error"]["message"]
     r = await gw.post("/api/v1/summarize", json={"text": "A."}, headers={"X-Docsum-Backend": "a="})
     assert r.status_code == 400 and r.json()["error"]["code"] == "bad_request"
     assert len(gw.summarizer.calls) == 1
+
+
+async def test_a_pin_of_a_version_without_traffic_is_403_for_other_keys(
+    make_gateway: GatewayFactory,
+) -> None:
+    gw = await make_gateway()
+    for pin in ("canary", "summarizer=canary", "ocr=stable,summarizer=canary"):
+        r = await gw.post("/api/v1/summarize", json={"text": "A."}, headers={HEADER: pin})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
+        assert r.json()["error"]["upstream"] == "summarizer"
+    assert gw.summarizer.calls == []
+    r = await gw.post("/api/v1/summarize", json={"text": "A."}, headers={HEADER: "stable"})
+    assert r.status_code == 200
 
 
 async def test_summarize_refuses_what_is_not_json_or_has_no_key(
