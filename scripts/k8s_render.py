@@ -1,10 +1,12 @@
 """Render ``k8s/`` (kustomize) from the Helm chart: the chart is the one source of truth.
 
-``python scripts/k8s_render.py``          write k8s/base and k8s/components/*/ (make k8s-sync)
+``python scripts/k8s_render.py``          write k8s/base, k8s/components/*/ and the chart's README
+                                          (make k8s-sync)
 ``python scripts/k8s_render.py --check``  exit 1 when the committed files differ from a fresh render
 
 What is generated, and how:
 
+* ``helm/docsum/README.md`` (its values table) by ``scripts/chart_readme.py``.
 * The chart's own ``files/`` are not made here: the rules are edited in
   ``files/rules/docsum.rules.yml``, the dashboards are written by
   ``monitoring/build_dashboards.py`` (``make k8s-sync`` runs it first).
@@ -41,6 +43,9 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import chart_readme
+
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "helm" / "docsum"
 K8S = ROOT / "k8s"
@@ -53,11 +58,13 @@ HEADER = (
 
 #: Values of the kustomize base: the chart's defaults, plus a Namespace object, minus the
 #: NetworkPolicies (on by default in the chart; in kustomize they are a component, which both
-#: overlays include).
+#: overlays include) and the `helm test` pod.
 BASE_VALUES: dict[str, Any] = {
     "createNamespace": True,
     "managedBy": "kustomize",
     "networkPolicy": {"enabled": False},
+    # `helm test` is Helm's: no test pod (nor its network policy) in the kustomize tree.
+    "tests": {"enabled": False},
 }
 
 #: kustomize component → the chart values that turn the feature on.
@@ -337,6 +344,7 @@ def render_tree(chart: Path = CHART) -> dict[Path, str]:
         name = f"{group}.yaml"
         names.append(name)
         files[K8S / "base" / name] = HEADER + dump_all(objs)
+    files[chart / "README.md"] = chart_readme.render(chart)
     kust = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"}
     files[K8S / "base" / "kustomization.yaml"] = HEADER + dump_all([{**kust, "resources": names}])
 

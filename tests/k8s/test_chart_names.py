@@ -39,9 +39,10 @@ def names(objs: list[dict[str, Any]]) -> set[tuple[str, str]]:
 def references(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(kind, name) of every object ``obj`` refers to by name."""
     kind, spec = obj["kind"], obj.get("spec", {})
-    if kind in kr.WORKLOAD_KINDS:
-        pod = spec["template"]["spec"]
-        yield "ServiceAccount", pod["serviceAccountName"]
+    if kind in (*kr.WORKLOAD_KINDS, "Pod"):
+        pod = spec if kind == "Pod" else spec["template"]["spec"]
+        if kind != "Pod":
+            yield "ServiceAccount", pod["serviceAccountName"]
         for c in pod["containers"]:
             for src in c.get("envFrom", []):
                 yield "ConfigMap", src["configMapRef"]["name"]
@@ -50,7 +51,7 @@ def references(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield "ConfigMap", vol["configMap"]["name"]
             if "secret" in vol:
                 yield "Secret", vol["secret"]["secretName"]
-        strategy = spec["strategy"]
+        strategy = spec.get("strategy", {})
         if "blueGreen" in strategy:
             yield "Service", strategy["blueGreen"]["activeService"]
             yield "Service", strategy["blueGreen"]["previewService"]
@@ -68,6 +69,11 @@ def references(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 yield "Service", ref["name"]
         for ref in spec["parentRefs"]:
             yield "Gateway", ref["name"]
+    if kind == "Pod":  # helm test: the Services it calls
+        for var in pod["containers"][0]["env"]:
+            for url in var["value"].split():
+                if url.startswith("http://"):
+                    yield "Service", re.match(r"http://([^:/]+)", url).group(1)  # type: ignore[union-attr]
     if kind == "ConfigMap" and "backends.json" in obj.get("data", {}):
         for versions in json.loads(obj["data"]["backends.json"]).values():
             for b in versions:

@@ -52,7 +52,8 @@ def test_every_docsum_variable_the_chart_sets_is_a_setting_of_that_service(
     prod: list[dict[str, Any]], canary: list[dict[str, Any]]
 ) -> None:
     """A typo in a variable name would be ignored by the service (extra="ignore")."""
-    for obj in workloads(prod) + workloads(canary):
+    probes = kr.helm_template(kr.merge(kr.values_for(kr.PROD), {"probes": {"separatePort": True}}))
+    for obj in workloads(prod) + workloads(canary) + workloads(probes):
         name = obj["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"]
         module, _, cls = SETTINGS[name].partition(":")
         fields = getattr(importlib.import_module(module), cls).model_fields

@@ -56,8 +56,14 @@ docsum.io/slot: {{ .slot }}
 {{- end }}
 {{- end -}}
 
-{{/* Every label of a service's objects. */}}
-{{- define "docsum.labels" -}}
+{{/* helm.sh/chart: the chart and its version. */}}
+{{- define "docsum.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The labels of a service's pods: no helm.sh/chart, so a chart upgrade that changes nothing
+     in the pods does not restart them. */}}
+{{- define "docsum.podLabels" -}}
 {{ include "docsum.selectorLabels" . }}
 app.kubernetes.io/part-of: docsum
 app.kubernetes.io/version: {{ include "docsum.tag" . | quote }}
@@ -67,16 +73,33 @@ app.kubernetes.io/managed-by: {{ .root.Values.managedBy | default .root.Release.
 {{- end }}
 {{- end -}}
 
+{{/* Every label of a service's objects. */}}
+{{- define "docsum.labels" -}}
+{{ include "docsum.podLabels" . }}
+helm.sh/chart: {{ include "docsum.chart" .root }}
+{{- end -}}
+
 {{/* Labels of objects that belong to no one service (namespace, rules, policies). */}}
 {{- define "docsum.commonLabels" -}}
 app.kubernetes.io/name: {{ include "docsum.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
+helm.sh/chart: {{ include "docsum.chart" . }}
 app.kubernetes.io/part-of: docsum
 app.kubernetes.io/version: {{ .Values.image.tag | default .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Values.managedBy | default .Release.Service }}
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/* The ServiceAccount of a service's pods: serviceAccount.name, else <fullname>-<service>. */}}
+{{- define "docsum.serviceAccountName" -}}
+{{- .svc.serviceAccount.name | default (include "docsum.componentName" (dict "root" .root "name" .name "track" "stable")) -}}
+{{- end -}}
+
+{{/* The port probes and scrapes use: `probes` (probePort) when probes.separatePort, else `http`. */}}
+{{- define "docsum.probePortName" -}}
+{{- ternary "probes" "http" .Values.probes.separatePort -}}
 {{- end -}}
 
 {{/* Labels that select every pod of the release. */}}
@@ -125,19 +148,41 @@ DOCSUM_{{ upper .name }}_
 {{- end }}
 {{- end -}}
 
+{{/* The image of a service context: <registry>/<repository>@<digest> for the stable track when
+     image.digests.<service> is set, else :<tag> (+ gpu.imageTagSuffix on GPU pods). */}}
+{{- define "docsum.image" -}}
+{{- $root := .root -}}
+{{- $digest := index $root.Values.image.digests .name | default "" -}}
+{{- $base := printf "%s/%s" $root.Values.image.registry .svc.image.repository -}}
+{{- if and $digest (eq .track "stable") (not .slot) -}}
+{{- printf "%s@%s" $base $digest -}}
+{{- else -}}
+{{- $suffix := "" -}}
+{{- if and (eq .name "ocr") .svc.gpu.enabled }}{{ $suffix = .svc.gpu.imageTagSuffix }}{{ end -}}
+{{- printf "%s:%s%s" $base (include "docsum.tag" .) $suffix -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The pod template of a service context (Deployment and Rollout share it). */}}
 {{- define "docsum.podTemplate" -}}
 {{- $root := .root -}}
 {{- $svc := .svc -}}
 {{- $prefix := include "docsum.envPrefix" . -}}
 {{- $gpu := and (eq .name "ocr") $svc.gpu.enabled -}}
+{{- $probePort := include "docsum.probePortName" $root -}}
 metadata:
   labels:
-    {{- include "docsum.labels" . | nindent 4 }}
+    {{- include "docsum.podLabels" . | nindent 4 }}
+    {{- with $svc.podLabels }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   annotations:
     checksum/settings: {{ include "docsum.settingsData" . | sha256sum | trunc 16 }}
+    {{- with $svc.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
 spec:
-  serviceAccountName: {{ include "docsum.componentName" (dict "root" $root "name" .name "track" "stable") }}
+  serviceAccountName: {{ include "docsum.serviceAccountName" . }}
   # No service needs the Kubernetes API.
   automountServiceAccountToken: false
   # Service links would inject DOCSUM_OCR_PORT=tcp://… into every pod: a clash with our settings.
@@ -184,22 +229,24 @@ spec:
   {{- end }}
   containers:
     - name: {{ .name }}
-      {{- $digest := index $root.Values.image.digests .name | default "" }}
-      {{- $repo := $svc.image.repository }}
-      {{- if and $digest (eq .track "stable") (not .slot) }}
-      image: "{{ $root.Values.image.registry }}/{{ $repo }}@{{ $digest }}"
-      {{- else }}
-      image: "{{ $root.Values.image.registry }}/{{ $repo }}:{{ include "docsum.tag" . }}{{ if $gpu }}{{ $svc.gpu.imageTagSuffix }}{{ end }}"
-      {{- end }}
+      image: {{ include "docsum.image" . | quote }}
       imagePullPolicy: {{ $root.Values.image.pullPolicy }}
       args: ["serve", "{{ .name }}"]
       ports:
         - name: http
           containerPort: {{ $svc.port }}
           protocol: TCP
+        {{- if $root.Values.probes.separatePort }}
+        - name: probes
+          containerPort: {{ $svc.probePort }}
+          protocol: TCP
+        {{- end }}
       env:
         - {name: {{ $prefix }}HOST, value: "0.0.0.0"}
         - {name: {{ $prefix }}PORT, value: {{ $svc.port | quote }}}
+        {{- if $root.Values.probes.separatePort }}
+        - {name: {{ $prefix }}PROBE_PORT, value: {{ $svc.probePort | quote }}}
+        {{- end }}
         {{- if ne .name "gateway" }}
         - {name: {{ $prefix }}TORCH_THREADS, value: {{ include "docsum.torchThreads" . | quote }}}
         - {name: {{ $prefix }}DEVICE, value: {{ ternary "cuda" "cpu" $gpu | quote }}}
@@ -210,6 +257,9 @@ spec:
         # The root filesystem is read-only: caches (HF, torch) go to the /tmp emptyDir.
         - {name: HOME, value: /tmp}
         - {name: HF_HUB_OFFLINE, value: "1"}
+        {{- with $svc.extraEnv }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
       envFrom:
         - configMapRef:
             name: {{ include "docsum.componentName" (dict "root" $root "name" .name "track" "stable") }}
@@ -218,17 +268,17 @@ spec:
       securityContext:
         {{- toYaml $root.Values.containerSecurityContext | nindent 8 }}
       startupProbe:
-        httpGet: {path: /readyz, port: http}
+        httpGet: {path: /readyz, port: {{ $probePort }}}
         periodSeconds: {{ $svc.startupProbe.periodSeconds }}
         failureThreshold: {{ $svc.startupProbe.failureThreshold }}
         timeoutSeconds: 2
       readinessProbe:
-        httpGet: {path: /readyz, port: http}
+        httpGet: {path: /readyz, port: {{ $probePort }}}
         periodSeconds: 5
         failureThreshold: 2
         timeoutSeconds: 2
       livenessProbe:
-        httpGet: {path: /livez, port: http}
+        httpGet: {path: /livez, port: {{ $probePort }}}
         periodSeconds: 10
         failureThreshold: 3
         timeoutSeconds: 2
@@ -282,6 +332,12 @@ spec:
 {{/* The Secret holding the gateway's API keys: existingSecret, else <fullname>-api-keys. */}}
 {{- define "docsum.apiKeysSecret" -}}
 {{- .Values.gateway.apiKeys.existingSecret | default (printf "%s-api-keys" (include "docsum.fullname" .)) -}}
+{{- end -}}
+
+{{/* The Secret (key api-key) with the API key `helm test` uses: tests.apiKey.existingSecret,
+     else <fullname>-test-api-key (which the chart makes when it makes the keys Secret). */}}
+{{- define "docsum.testKeySecret" -}}
+{{- .Values.tests.apiKey.existingSecret | default (printf "%s-test-api-key" (include "docsum.fullname" .)) -}}
 {{- end -}}
 
 {{/* The AnalysisTemplates a Rollout runs, with the new (Latest) and Stable pod-template hashes. */}}
