@@ -340,6 +340,21 @@ spec:
 {{- .Values.tests.apiKey.existingSecret | default (printf "%s-test-api-key" (include "docsum.fullname" .)) -}}
 {{- end -}}
 
+{{/* Fail early, with what to do, when a feature's custom resources are not served. Helm knows
+     the kinds (group/version/Kind) only from a cluster's discovery (install, upgrade, template
+     --validate or --api-versions): offline renders (template, lint) are not checked.
+     dict: root, value (the value that turned the feature on), kinds, install (what provides them). */}}
+{{- define "docsum.requireKinds" -}}
+{{- $caps := .root.Capabilities.APIVersions -}}
+{{- if $caps.Has "apps/v1/Deployment" -}}
+{{- range $kind := .kinds -}}
+{{- if not ($caps.Has $kind) -}}
+{{- fail (printf "%s needs %s, which this cluster does not serve: %s first, or turn %s off" $.value $kind $.install $.value) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The AnalysisTemplates a Rollout runs, with the new (Latest) and Stable pod-template hashes. */}}
 {{- define "docsum.analysisRef" -}}
 templates:
