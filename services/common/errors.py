@@ -70,6 +70,12 @@ class RateLimited(DocsumError):
     status, code = 429, "rate_limited"
 
 
+class ClientDisconnected(DocsumError):
+    """The client hung up before the answer: its work was stopped (nginx's 499, logged only)."""
+
+    status, code = 499, "client_closed_request"
+
+
 class UpstreamError(DocsumError):
     status, code = 502, "upstream_error"
 

@@ -1,4 +1,4 @@
-"""Keep freed memory in the process heap, so a model server's tensors reuse warm pages.
+"""Freed memory: kept in the heap for a model server's reuse, or given back when idle.
 
 A forward pass allocates and frees the same few-megabyte activation tensors hundreds of times.
 glibc's malloc hands such blocks back to the kernel when they are freed (they were mmap'ed,
@@ -9,13 +9,22 @@ for reuse, as jemalloc or tcmalloc would, at the price of resident memory stayin
 for the setting) are still mapped and unmapped each time. Which service turns it on
 (``keep_freed_memory``), and the measurements: docs/decisions.md, "Freed memory kept in the
 heap". Linux with glibc only; elsewhere nothing changes.
+
+The other way round, for services whose requests differ widely in size (OCR pages, PDFs):
+after a burst, what glibc freed stays in its arenas (one per thread that allocated) and the
+process keeps its peak size until a later, innocent request pushes the pod over its memory
+limit. :class:`IdleTrim` calls ``malloc_trim(0)`` once the service has been idle a moment
+after work, which hands every arena's free pages back (docs/reliability.md, "Memory that
+comes back").
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import logging
 import sys
+import time
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +56,51 @@ def retain_freed_memory() -> bool:
             extra={"mmap_threshold_bytes": MMAP_THRESHOLD, "trim_threshold_bytes": TRIM_THRESHOLD},
         )
     return done
+
+
+def trim() -> bool:
+    """Give the free pages of every malloc arena back to the kernel; False where glibc's
+    ``malloc_trim`` is missing."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    malloc_trim(0)
+    return True
+
+
+class IdleTrim:
+    """:func:`trim` once no work has been done for ``idle_s`` seconds (0: never).
+
+    Call :meth:`done` when a request that allocated much ends: it (re)arms a timer on the
+    running event loop, so a busy service is not trimmed between its requests, and an idle
+    one is trimmed once, not over and over.
+    """
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self._timer: asyncio.TimerHandle | None = None
+
+    def done(self) -> None:
+        if self.idle_s <= 0:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.idle_s, self._trim, loop)
+
+    def _trim(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        loop.run_in_executor(None, _trim_logged)
+
+
+def _trim_logged() -> None:
+    started = time.perf_counter()
+    if trim():
+        log.debug(
+            "freed memory given back", extra={"seconds": round(time.perf_counter() - started, 4)}
+        )

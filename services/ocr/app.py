@@ -1,4 +1,11 @@
-"""The OCR service's HTTP shell: take an upload, cut pages into lines, batch the lines, answer."""
+"""The OCR service's HTTP shell: take an upload, cut pages into lines, batch the lines, answer.
+
+A request's cost is checked from the file's headers before anything is decoded; then its
+pages are decoded, cut and read ``page_concurrency`` at a time, each page's lines queued in
+turns. The request's time is the tighter of ``request_timeout_s`` and the caller's deadline
+(``X-Docsum-Deadline``); when it runs out, or the client hangs up, the work stops and the
+lines still queued leave the queue.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +15,26 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal, TypeVar
 
-import numpy as np
-from fastapi import APIRouter, FastAPI, File, Form, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 
 from ..common.batcher import DynamicBatcher
 from ..common.contracts import ModelOut
-from ..common.errors import Timeout
+from ..common.deadline import DEADLINE_HEADER, budget, cancel_on_disconnect, within
+from ..common.errors import InvalidInput
 from ..common.health import Health
+from ..common.heap import IdleTrim
 from ..common.metrics import stage_timer
 from ..common.service import create_app, model_lifespan
 from ..common.version import VERSION
-from .engine import OCREngine, Page, PageCrops, document_text
+from .engine import Caller, LineJob, OCREngine, Page, PageCrops, document_text
 from .gpu import register_gpu_metrics
-from .intake import Limits, decode_pages
+from .intake import Limits, Plan, decode_page, plan_pages
 from .model.ctc import Decoded
 from .schemas import LineOut, OCRResponse, PageOut
 from .settings import OCRSettings
 
 T = TypeVar("T")
+Mode = Literal["page", "line"]
 
 
 async def _all(aws: Sequence[Awaitable[T]]) -> list[T]:
@@ -45,11 +54,14 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
     settings = settings or OCRSettings()
     health = Health()
     engine = OCREngine(settings)
-    batcher: DynamicBatcher[np.ndarray, Decoded] = DynamicBatcher(
-        engine.name, engine.recognize, settings.batch
+    batcher: DynamicBatcher[LineJob, Decoded] = DynamicBatcher(
+        engine.name, engine.recognize_jobs, settings.batch
     )
     layout_pool = ThreadPoolExecutor(settings.layout_workers, thread_name_prefix="layout")
-    limits = Limits(settings.max_pixels, settings.max_side, settings.max_pages)
+    limits = Limits(
+        settings.max_pixels, settings.max_side, settings.max_pages, settings.max_total_pixels
+    )
+    idle_trim = IdleTrim(settings.trim_idle_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -70,39 +82,62 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
     )
     router = APIRouter(prefix="/v1", tags=["ocr"])
 
-    async def read_page(page: np.ndarray, number: int, mode: Literal["page", "line"]) -> Page:
+    async def read_page(data: bytes, plan: Plan, index: int, mode: Mode, caller: Caller) -> Page:
+        """Decode, cut and read one page; its lines are queued ``lines_per_turn`` at a time."""
         loop = asyncio.get_running_loop()
-        cut: PageCrops = await loop.run_in_executor(layout_pool, engine.cut, page, number, mode)
-        readings = await batcher.submit_all(
-            [c.image for c in cut.crops], timeout_s=settings.request_timeout_s
-        )
+        with stage_timer(engine.name, "decode"):
+            page = await asyncio.to_thread(decode_page, data, plan, index)
+        cut: PageCrops = await loop.run_in_executor(layout_pool, engine.cut, page, index + 1, mode)
+        del page  # the crops are all this page needs from here on
+        if len(cut.crops) > settings.max_lines_per_page:
+            raise InvalidInput(
+                f"page {index + 1} has {len(cut.crops):,} text lines; at most "
+                f"{settings.max_lines_per_page:,} are read per page (is it a drawing, or noise?)",
+                limit="max_lines_per_page",
+                allowed=settings.max_lines_per_page,
+                requested=len(cut.crops),
+            )
+        jobs = [LineJob(c.image, caller) for c in cut.crops]
+        turn = settings.lines_per_turn
+        readings: list[Decoded] = []
+        for start in range(0, len(jobs), turn):
+            readings += await batcher.submit_all(jobs[start : start + turn])
         return cut.assemble(readings)
+
+    async def read(data: bytes, mode: Mode, seconds: float) -> list[Page]:
+        caller = Caller()
+        try:
+            async with within(seconds, "OCR"):
+                plan = await asyncio.to_thread(plan_pages, data, limits)
+                turns = asyncio.Semaphore(settings.page_concurrency)
+
+                async def in_turn(index: int) -> Page:
+                    async with turns:
+                        return await read_page(data, plan, index, mode, caller)
+
+                return await _all([in_turn(i) for i in range(len(plan.sizes))])
+        except BaseException:
+            caller.gone = True  # its lines in a running batch are skipped from the next pass
+            raise
 
     @router.post("/ocr", operation_id="ocr", response_model=OCRResponse)
     async def ocr(
+        request: Request,
         file: Annotated[
             UploadFile, File(description="A PNG, JPEG, TIFF (every frame a page), BMP or WebP.")
         ],
         mode: Annotated[
-            Literal["page", "line"],
+            Mode,
             Form(description="page: find the text lines; line: the image is one text line."),
         ] = "page",
     ) -> OCRResponse:
         health.require_ready()
+        seconds = budget(settings.request_timeout_s, request.headers.get(DEADLINE_HEADER))
         data = await file.read()
-        turns = asyncio.Semaphore(settings.page_concurrency)
-
-        async def in_turn(page: np.ndarray, number: int) -> Page:
-            async with turns:
-                return await read_page(page, number, mode)
-
         try:
-            async with asyncio.timeout(settings.request_timeout_s):
-                with stage_timer(engine.name, "decode"):
-                    pages = await asyncio.to_thread(decode_pages, data, limits)
-                done = await _all([in_turn(p, i + 1) for i, p in enumerate(pages)])
-        except TimeoutError:
-            raise Timeout(f"OCR did not finish within {settings.request_timeout_s:g} s") from None
+            done = await cancel_on_disconnect(request.receive, read(data, mode, seconds))
+        finally:
+            idle_trim.done()
         return OCRResponse(
             text=document_text(done),
             pages=[

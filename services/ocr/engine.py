@@ -109,6 +109,26 @@ class PageCrops:
         return Page(self.number, self.width, self.height, lines, round(self.skew_deg, 2))
 
 
+@dataclass
+class Caller:
+    """The request a line crop belongs to; ``gone`` once it no longer wants its lines (it was
+    cancelled, timed out or failed)."""
+
+    gone: bool = False
+
+
+@dataclass(frozen=True)
+class LineJob:
+    """One line crop in the batcher's queue, and who asked for it."""
+
+    image: np.ndarray
+    caller: Caller
+
+
+class CallerGone(Exception):
+    """The reading of a line whose caller had gone was skipped."""
+
+
 def document_text(pages: Sequence[Page]) -> str:
     """Pages' text, a blank line between pages."""
     return "\n\n".join(p.text for p in pages if p.text)
@@ -170,9 +190,29 @@ class OCREngine:
         return PageCrops(number, w, h, list(layout.lines), layout.skew_deg, drop_junk=True)
 
     def recognize(self, crops: list[np.ndarray]) -> list[Decoded | Exception]:
-        """One batch of crops through the recognizer (the batcher's model call)."""
+        """One batch of crops through the recognizer."""
         with stage_timer(self.name, "recognize"):
             return self.recognizer.recognize(crops)
+
+    def recognize_jobs(self, jobs: Sequence[LineJob]) -> list[Decoded | Exception]:
+        """The batcher's model call: the lines in forward passes of similar width, each pass
+        without the lines whose caller has gone by then.
+
+        A batch can hold hundreds of lines and cannot be interrupted; this way the lines of a
+        request that was cancelled meanwhile stop costing at the next pass, and a small
+        request queued behind them waits for one pass, not for all of them.
+        """
+        out: list[Decoded | Exception] = [CallerGone() for _ in jobs]
+        aspect = [job.image.shape[1] / max(1, job.image.shape[0]) for job in jobs]
+        order = sorted(range(len(jobs)), key=aspect.__getitem__)
+        step = self.recognizer.forward_batch
+        for start in range(0, len(order), step):
+            wanted = [i for i in order[start : start + step] if not jobs[i].caller.gone]
+            if wanted:
+                readings = self.recognize([jobs[i].image for i in wanted])
+                for i, reading in zip(wanted, readings, strict=True):
+                    out[i] = reading
+        return out
 
     def read_stream(
         self,

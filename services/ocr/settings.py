@@ -40,6 +40,19 @@ class OCRSettings(ModelServiceSettings):
     max_side: int = Field(20_000, gt=0)
     #: Pages of a multi-page TIFF read in one request.
     max_pages: int = Field(50, ge=1)
+    #: Most pixels of all pages of one request together (50 Letter pages at 300 dpi are 421
+    #: million); more is refused (413) from the headers, before any page is decoded.
+    max_total_pixels: int = Field(450_000_000, gt=0)
+    #: Most text lines found on one page; a page with more is refused (422): thousands of
+    #: "lines" are a drawing or noise, and each costs a recognizer pass.
+    max_lines_per_page: int = Field(2000, ge=1)
+    #: Line crops of one page queued at once; a page with more queues them in turns, so a
+    #: page of thousands of lines does not hold the recognizer while another request's small
+    #: page waits behind it.
+    lines_per_turn: int = Field(64, ge=1)
+    #: Seconds without a request after which freed memory is given back to the kernel
+    #: (malloc_trim, see common/heap.py); 0 never does.
+    trim_idle_s: float = Field(2.0, ge=0)
     #: Pages analysed (binarize, deskew, find lines) at once; each takes one thread.
     layout_workers: int = Field(2, ge=1, le=64)
     #: Pages of one request read at once: bounds one large TIFF's share of the line queue, so

@@ -1,14 +1,19 @@
-"""The summarizer's HTTP shell: validate, queue for the batcher, answer."""
+"""The summarizer's HTTP shell: validate, queue for the batcher, answer.
+
+A request waits at most ``request_timeout_s``, or less when the caller's deadline
+(``X-Docsum-Deadline``) is closer; a request whose client hangs up leaves the queue.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
 from ..common.batcher import DynamicBatcher
 from ..common.contracts import ModelOut, SentenceOut, SummarizeRequest, SummarizeResponse
+from ..common.deadline import DEADLINE_HEADER, budget, cancel_on_disconnect
 from ..common.errors import InvalidInput, PayloadTooLarge
 from ..common.health import Health
 from ..common.service import create_app, model_lifespan
@@ -42,8 +47,9 @@ def build_app(settings: SummarizerSettings | None = None) -> FastAPI:
     router = APIRouter(prefix="/v1", tags=["summarize"])
 
     @router.post("/summarize", operation_id="summarize", response_model=SummarizeResponse)
-    async def summarize(body: SummarizeRequest) -> SummarizeResponse:
+    async def summarize(body: SummarizeRequest, request: Request) -> SummarizeResponse:
         health.require_ready()
+        seconds = budget(settings.request_timeout_s, request.headers.get(DEADLINE_HEADER))
         try:
             size = len(body.text.encode("utf-8"))
         except UnicodeEncodeError as exc:
@@ -56,8 +62,10 @@ def build_app(settings: SummarizerSettings | None = None) -> FastAPI:
             )
         if not body.text.strip():
             raise InvalidInput("text is empty; send the document's text in 'text'")
-        request = SummaryRequest(body.text, body.max_sentences, body.ratio)
-        summary = await batcher.submit(request, timeout_s=settings.request_timeout_s)
+        queued = batcher.submit(
+            SummaryRequest(body.text, body.max_sentences, body.ratio), timeout_s=seconds
+        )
+        summary = await cancel_on_disconnect(request.receive, queued)
         return SummarizeResponse(
             summary=summary.text,
             sentences=[
