@@ -89,7 +89,13 @@ def build_app(
     # own routes (an included router is one opaque route in app.routes).
     app.user_middleware.append(Middleware(ApiGuard, gateway=gateway, routes=router.routes))
     summarize = next(r for r in router.routes if getattr(r, "path", "") == "/api/v1/summarize")
-    lane = Lane(summarize, gateway.upstreams["summarizer"], SUMMARIZE_PATH)
+    lane = Lane(
+        summarize,
+        gateway.upstreams["summarizer"],
+        SUMMARIZE_PATH,
+        max_body_bytes=settings.summarize_max_body_bytes,
+        deadline_s=settings.request_timeout_s,
+    )
     app.user_middleware.append(Middleware(PassThrough, lanes=[lane]))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.gateway = gateway

@@ -44,3 +44,14 @@ AUTH_THROTTLED = Counter(
     "docsum_gateway_auth_throttled_total",
     "Requests without a valid API key answered 429: their client address failed too often.",
 )
+PDF_WORKERS_RSS = Gauge(
+    "docsum_gateway_pdf_workers_resident_memory_bytes",
+    "Resident memory of the PDF worker processes together, in bytes (the gateway's own is "
+    "process_resident_memory_bytes).",
+)
+PDF_WORKERS_STOPPED = Counter(
+    "docsum_gateway_pdf_workers_stopped_total",
+    "PDF worker processes stopped mid-document, by reason: memory, time, cancelled, crashed, "
+    "unusable.",
+    ["reason"],
+)

@@ -10,6 +10,11 @@ request id, body limits, access log and metrics are those of every other route.
 The route is still declared in ``routes.py``: the declaration documents it (OpenAPI), names
 it in the metrics, and answers what this lane does not take — a body that is not JSON (415)
 or a method other than POST (405).
+
+A lane has its own body limit, far below the gateway's (the summarizer reads at most 1 MB of
+text): a body over it is refused with 413 at once from its Content-Length, or as soon as it
+passes the limit while it streams in, and the connection is closed; nothing more is read. The
+call gets the request's deadline (``X-Docsum-Deadline`` upstream).
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..common.errors import DocsumError
+from ..common.deadline import within
+from ..common.errors import DocsumError, PayloadTooLarge
 from ..common.http_errors import send_error
 from .pins import HEADER, parse_pins
 from .upstreams import Upstream, UpstreamResponse
@@ -34,6 +40,10 @@ class Lane:
     route: Any  # the declared route: its path names the request in the metrics
     upstream: Upstream
     path: str
+    #: Largest body taken, in bytes (413 past it); None: the gateway's own limit only.
+    max_body_bytes: int | None = None
+    #: Seconds the whole call may take (504 past it); None: the upstream's timeout only.
+    deadline_s: float | None = None
 
 
 def media_type(content_type: str | None) -> str:
@@ -75,21 +85,35 @@ class PassThrough:
         if lane is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        content_type = pins = None
+        content_type = pins = length = None
         for name, value in scope["headers"]:
             if name == b"content-type":
                 content_type = value.decode("latin-1")
             elif name == _PIN_HEADER:
                 pins = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value
         if media_type(content_type) != "application/json":
             await self.app(scope, receive, send)  # the declared route's 415
             return
         scope["route"] = lane.route
-        body = await _read_body(receive)
-        if body is None:
-            return  # the client went away
         try:
-            r = await forward_json(lane.upstream, lane.path, body, pins)
+            limit = lane.max_body_bytes
+            if (
+                limit is not None
+                and length is not None
+                and length.isdigit()
+                and int(length) > limit
+            ):
+                raise body_too_large(limit, close=False)
+            body = await read_body(receive, limit)
+            if body is None:
+                return  # the client went away
+            if lane.deadline_s is None:
+                r = await forward_json(lane.upstream, lane.path, body, pins)
+            else:
+                async with within(lane.deadline_s, "the call"):
+                    r = await forward_json(lane.upstream, lane.path, body, pins)
         except DocsumError as exc:
             await send_error(send, exc)
             return
@@ -98,17 +122,36 @@ class PassThrough:
         await send({"type": "http.response.body", "body": r.content})
 
 
-async def _read_body(receive: Receive) -> bytes | None:
-    """The whole request body, or None if the client disconnected first.
+def body_too_large(limit: int, *, close: bool) -> PayloadTooLarge:
+    """The 413 of a body over a route's ``limit``. ``close``: the connection is closed after
+    it (a body cut mid-stream); else the server reads the rest of the body and drops it
+    (refused from its Content-Length, the client may read the answer only once it has sent
+    everything)."""
+    return PayloadTooLarge(
+        f"the request body is over this route's limit of {limit:,} bytes; send less",
+        headers={"Connection": "close"} if close else None,
+        limit="max_body_bytes",
+        allowed=limit,
+    )
 
-    The kit's request middleware wraps ``receive``: a body over the limit or too slow raises
-    its 413 / 408, which that middleware answers.
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole request body, or None if the client disconnected first; 413 as soon as it
+    passes ``limit`` bytes.
+
+    The kit's request middleware wraps ``receive``: a body over the gateway's limit or too
+    slow raises its 413 / 408, which that middleware answers.
     """
     chunks: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise body_too_large(limit, close=True)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

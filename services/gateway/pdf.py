@@ -1,8 +1,11 @@
 """PDF pages → text: the text layer where a page has a usable one, else a rendered image.
 
 pypdfium2 (PDFium) reads the PDF. Forms are not initialised, so a PDF's JavaScript never runs.
-PDFium is not thread-safe: every call into it holds one process-wide lock, while the slow part
-of a scanned page that does not need PDFium (PNG encoding) runs outside it.
+PDFium is not thread-safe: every call into it holds one process-wide lock, for one page at a
+time. The gateway runs this module in worker processes, one document each (``pdfpool.py``),
+so a costly page holds up neither the gateway nor another document. Whatever PDFium cannot
+read (a damaged file, a page tree that promises pages it does not have) is a 422 that says
+which page.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import io
 import threading
 import time
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
@@ -28,6 +33,18 @@ class PdfPage:
 
     number: int
     text: str | None
+
+
+@contextmanager
+def _page_errors(number: int, pages: int) -> Iterator[None]:
+    """PDFium's errors on page ``number`` as a 422 that names the page."""
+    try:
+        yield
+    except pdfium.PdfiumError as exc:
+        raise InvalidInput(
+            f"page {number} of the PDF's {pages} cannot be read ({exc}): the file is damaged "
+            "(its page tree may promise pages it does not have)"
+        ) from None
 
 
 def usable_text(text: str, min_chars: int) -> bool:
@@ -68,6 +85,17 @@ class PdfDocument:
                 f"the PDF has {self.page_count} pages; the limit is {max_pages} "
                 "(split the document, or raise DOCSUM_GATEWAY_PDF_MAX_PAGES)"
             )
+        try:
+            #: Each page's (width, height) in points, from the page tree: no page is loaded.
+            self.sizes = [self._size(i) for i in range(self.page_count)]
+        except InvalidInput:
+            self.close()
+            raise
+
+    def _size(self, index: int) -> tuple[float, float]:
+        with _PDFIUM_LOCK, _page_errors(index + 1, self.page_count):
+            width, height = self._doc.get_page_size(index)
+        return float(width), float(height)
 
     def __enter__(self) -> PdfDocument:
         return self
@@ -79,17 +107,30 @@ class PdfDocument:
         with _PDFIUM_LOCK:
             self._doc.close()
 
+    def page_text(self, number: int, max_chars: int | None = None) -> tuple[str, bool]:
+        """Page ``number``'s text layer (line ends as ``\\n``), at most ``max_chars``
+        characters; and whether it held more."""
+        with _PDFIUM_LOCK, _page_errors(number, self.page_count):
+            page = self._doc[number - 1]
+            try:
+                textpage = page.get_textpage()
+                count = textpage.count_chars()
+                truncated = max_chars is not None and count > max_chars
+                if max_chars is not None:
+                    count = min(count, max_chars)
+                text = textpage.get_text_range(0, count) if count > 0 else ""
+                textpage.close()
+            finally:
+                page.close()
+        return text.replace("\r\n", "\n").replace("\r", "\n"), truncated
+
     def text_layers(self, min_chars: int) -> list[PdfPage]:
         """Every page's text layer, None for pages without a usable one."""
         pages = []
-        with _PDFIUM_LOCK:
-            for i in range(self.page_count):
-                page = self._doc[i]
-                textpage = page.get_textpage()
-                text = textpage.get_text_range().replace("\r\n", "\n").replace("\r", "\n")
-                textpage.close()
-                page.close()
-                pages.append(PdfPage(i + 1, text.strip() if usable_text(text, min_chars) else None))
+        for number in range(1, self.page_count + 1):
+            text, _ = self.page_text(number)
+            usable = usable_text(text, min_chars)
+            pages.append(PdfPage(number, text.strip() if usable else None))
         return pages
 
     def embedded_scan(self, number: int, min_dpi: float, max_dpi: float) -> bytes | None:
@@ -100,7 +141,7 @@ class PdfDocument:
         nothing. Only when it is upright, grey or RGB, and ``min_dpi``..``max_dpi`` (the OCR
         model reads ~300 dpi); else None, and the page is rendered.
         """
-        with _PDFIUM_LOCK:
+        with _PDFIUM_LOCK, _page_errors(number, self.page_count):
             page = self._doc[number - 1]
             try:
                 if page.get_rotation() != 0:
@@ -138,7 +179,7 @@ class PdfDocument:
 
     def render_timed(self, number: int, dpi: int, max_pixels: int) -> tuple[Image.Image, float]:
         """:meth:`render`, and the seconds it took once PDFium was free (waits not counted)."""
-        with _PDFIUM_LOCK:
+        with _PDFIUM_LOCK, _page_errors(number, self.page_count):
             start = time.perf_counter()
             page = self._doc[number - 1]
             width_pt, height_pt = page.get_size()
@@ -151,6 +192,13 @@ class PdfDocument:
             bitmap.close()
             page.close()
             return image, time.perf_counter() - start
+
+
+def render_pixels(size: tuple[float, float], dpi: int, max_pixels: int) -> int:
+    """Pixels of a page of ``size`` points once rendered at ``dpi`` (or lowered to
+    ``max_pixels``), as :meth:`PdfDocument.render` renders it: its cost for OCR."""
+    width_pt, height_pt = size
+    return min(max_pixels, round(width_pt * height_pt * (dpi / 72.0) ** 2))
 
 
 def render_png(doc: PdfDocument, number: int, dpi: int, max_pixels: int) -> tuple[bytes, float]:

@@ -1,11 +1,17 @@
 """``documents:summarize``: a document's pages → text (text layer or OCR) → a summary.
 
 Images (a multi-page TIFF too) go to the OCR service as they are. A PDF's pages are read with
-pypdfium2: pages with a usable text layer use it; a page that is just a scanner's JPEG at
-about 300 dpi is sent to OCR as that JPEG; other pages are rendered grey at ``pdf_render_dpi``
-(the recognizer was trained on ~300 dpi scans) and sent as PNG. Pages go to OCR several at
-once. The text is then summarized. If only the summary fails, the text is still returned, with
-the failure in ``errors``: the OCR work already done is never thrown away.
+pypdfium2, in a worker process of its own (``pdfpool.py``): pages with a usable text layer use
+it; a page that is just a scanner's JPEG at about 300 dpi is sent to OCR as that JPEG; other
+pages are rendered grey at ``pdf_render_dpi`` (the recognizer was trained on ~300 dpi scans)
+and sent as PNG. Pages go to OCR several at once. The text is then summarized. If only the
+summary fails, the text is still returned, with the failure in ``errors``: the OCR work
+already done is never thrown away.
+
+What a PDF costs is charged before any page is read: its pages against the caller's rate
+limit (``charge``), the pixels of the pages to render against ``pdf_max_total_pixels``. Its
+text is capped at ``max_text_bytes``: a text layer of ten million characters is cut (and
+``errors`` says so), never passed on whole.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..common.errors import DocsumError, UpstreamError
+from ..common.errors import DocsumError, PayloadTooLarge, UpstreamError
 from ..common.sniff import MEDIA_TYPES
-from .pdf import PdfDocument, render_png
+from .pdf import render_pixels
+from .pdfpool import PdfHandle, PdfPool
 from .pins import Pins
 from .settings import GatewaySettings
 from .upstreams import Upstream, UpstreamResponse
@@ -63,6 +71,12 @@ class DocumentPipeline:
         self.settings = settings
         self.ocr = ocr
         self.summarizer = summarizer
+        self.pdfs = PdfPool(
+            settings.pdf_workers, settings.pdf_worker_max_rss_bytes, settings.pdf_page_timeout_s
+        )
+
+    async def aclose(self) -> None:
+        await self.pdfs.aclose()
 
     async def run(
         self,
@@ -72,19 +86,22 @@ class DocumentPipeline:
         params: SummaryParams,
         pins: Pins,
         read_s: float = 0.0,
+        charge: Callable[[int], None] = lambda pages: None,
     ) -> dict[str, Any]:
         """The response body of ``documents:summarize`` (raises for the client's errors and
         for OCR failures; a summarizer failure is reported in ``errors``). ``read_s``: the
-        seconds it took to receive and parse the upload, counted in the total."""
+        seconds it took to receive and parse the upload, counted in the total. ``charge``:
+        called with a PDF's page count before any page is read (it raises to refuse)."""
         start = time.perf_counter() - read_s
         run = _Run()
         run.time("read", read_s)
         ocr_pin = self._pin(self.ocr, pins)
         if kind == "pdf":
-            await self._pdf(data, run, ocr_pin)
+            await self._pdf(data, run, ocr_pin, charge)
         else:
             await self._image(data, kind, filename, run, ocr_pin)
         run.time("pages", time.perf_counter() - start - read_s)
+        self._cap_text(run)
         text = "\n\n".join(p["text"] for p in run.pages if p["text"].strip())
         summary = await self._summarize(text, params, run, self._pin(self.summarizer, pins))
         run.time("total", time.perf_counter() - start)
@@ -139,27 +156,38 @@ class DocumentPipeline:
             for i, p in enumerate(pages)
         ]
 
-    async def _pdf(self, data: bytes, run: _Run, pin: str | None) -> None:
+    async def _pdf(
+        self, data: bytes, run: _Run, pin: str | None, charge: Callable[[int], None]
+    ) -> None:
         s = self.settings
         started = time.perf_counter()
-        doc = await asyncio.to_thread(PdfDocument, data, s.pdf_max_pages)
-        try:
-            layers = await asyncio.to_thread(doc.text_layers, s.pdf_min_text_chars)
+        async with self.pdfs.document(data, s.pdf_max_pages) as doc:
+            charge(doc.page_count)
+            texts, scanned = await self._text_layers(doc, run)
             run.time("text_layer", time.perf_counter() - started)
-            texts: dict[int, tuple[str, str]] = {
-                p.number: ("text-layer", p.text) for p in layers if p.text is not None
-            }
-            scanned = [p.number for p in layers if p.text is None]
+            pixels = sum(
+                render_pixels(doc.sizes[n - 1], s.pdf_render_dpi, s.pdf_max_render_pixels)
+                for n in scanned
+            )
+            if pixels > s.pdf_max_total_pixels:
+                raise PayloadTooLarge(
+                    f"the PDF's {len(scanned)} pages without a text layer would be "
+                    f"{pixels:,} pixels to read at {s.pdf_render_dpi} dpi; the limit is "
+                    f"{s.pdf_max_total_pixels:,} (send fewer pages)",
+                    limit="pdf_max_total_pixels",
+                    allowed=s.pdf_max_total_pixels,
+                    requested=pixels,
+                )
             slots = asyncio.Semaphore(s.ocr_page_concurrency)
 
             async def read_page(number: int) -> None:
                 async with slots:  # bounds pages rendered and in flight at once
-                    scan = await asyncio.to_thread(doc.embedded_scan, number, *s.pdf_scan_dpi_range)
+                    scan = await doc.embedded_scan(number, *s.pdf_scan_dpi_range)
                     if scan is not None:
                         name, image, media = f"page-{number}.jpg", scan, "image/jpeg"
                     else:
-                        png, seconds = await asyncio.to_thread(
-                            render_png, doc, number, s.pdf_render_dpi, s.pdf_max_render_pixels
+                        png, seconds = await doc.render_png(
+                            number, s.pdf_render_dpi, s.pdf_max_render_pixels
                         )
                         run.time("render", seconds)
                         name, image, media = f"page-{number}.png", png, "image/png"
@@ -175,11 +203,41 @@ class DocumentPipeline:
                 except* (DocsumError, UpstreamAnswered) as failed:
                     raise _first(failed) from None
                 run.time("ocr", time.perf_counter() - t)
-        finally:
-            await asyncio.to_thread(doc.close)
         run.pages = [
             {"number": n, "source": texts[n][0], "text": texts[n][1]} for n in sorted(texts)
         ]
+
+    async def _text_layers(
+        self, doc: PdfHandle, run: _Run
+    ) -> tuple[dict[int, tuple[str, str]], list[int]]:
+        """Each page's usable text layer, and the pages to OCR; at most ``max_text_bytes``
+        characters are taken, and pages past that are not read at all."""
+        s = self.settings
+        texts: dict[int, tuple[str, str]] = {}
+        scanned: list[int] = []
+        left = s.max_text_bytes
+        for number in range(1, doc.page_count + 1):
+            if left <= 0:
+                run.errors.append(_truncated(s.max_text_bytes, f"pages {number}–{doc.page_count}"))
+                break
+            text, chars, cut = await doc.page_text(number, s.pdf_min_text_chars, left)
+            if text is None and not cut:
+                scanned.append(number)
+                continue
+            texts[number] = ("text-layer", text or "")
+            left -= chars
+        return texts, scanned
+
+    def _cap_text(self, run: _Run) -> None:
+        """Cut the pages' text to ``max_text_bytes`` of UTF-8 in all, saying so in ``errors``."""
+        left = self.settings.max_text_bytes
+        for page in run.pages:
+            data = page["text"].encode("utf-8")
+            if len(data) > left:
+                page["text"] = data[: max(left, 0)].decode("utf-8", "ignore")
+                if not any(e.get("code") == "text_truncated" for e in run.errors):
+                    run.errors.append(_truncated(self.settings.max_text_bytes, "the rest"))
+            left -= len(data) + 2  # and the blank line between pages
 
     async def _summarize(
         self, text: str, params: SummaryParams, run: _Run, pin: str | None
@@ -230,6 +288,15 @@ class DocumentPipeline:
             }
         )
         return None
+
+
+def _truncated(limit: int, left_out: str) -> dict[str, Any]:
+    return {
+        "stage": "text",
+        "code": "text_truncated",
+        "message": f"the document's text is over {limit:,} bytes: the first {limit:,} were "
+        f"read and summarized, {left_out} left out",
+    }
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

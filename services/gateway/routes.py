@@ -10,10 +10,12 @@ from fastapi.responses import Response
 from starlette.datastructures import UploadFile
 
 from ..common.contracts import SummarizeRequest, SummarizeResponse
-from ..common.errors import BadRequest, UnsupportedMediaType
+from ..common.deadline import cancel_on_disconnect
+from ..common.errors import BadRequest, ClientDisconnected, UnsupportedMediaType
 from ..common.http_errors import ErrorBody
 from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
-from .passthrough import forward_json, media_type
+from .costs import bounded_upload, charge_pages, image_pages
+from .passthrough import forward_json, media_type, read_body
 from .pins import HEADER, parse_pins
 from .pipeline import SummaryParams, UpstreamAnswered
 from .schemas import DocumentSummary
@@ -144,7 +146,9 @@ async def summarize(request: Request, gateway: GatewayDep) -> Response:
             "send the text as JSON with 'content-type: application/json': "
             '{"text": "...", "max_sentences": 3}'
         )
-    body = await request.body()
+    body = await read_body(request.receive, gateway.settings.summarize_max_body_bytes)
+    if body is None:
+        raise ClientDisconnected("the client closed the connection before its body was read")
     r = await forward_json(
         gateway.upstreams["summarizer"], SUMMARIZE_PATH, body, request.headers.get(HEADER)
     )
@@ -158,17 +162,20 @@ async def summarize(request: Request, gateway: GatewayDep) -> Response:
     openapi_extra=_OCR_FORM,
 )
 async def ocr(request: Request, gateway: GatewayDep) -> Response:
-    upload, fields = await _upload(request)
-    data, kind = await _read_typed(upload, IMAGE_KINDS)
-    form = {"mode": fields["mode"]} if "mode" in fields else None
-    r = await gateway.upstreams["ocr"].call(
-        "POST",
-        "/v1/ocr",
-        files={"file": (upload.filename or f"upload.{kind}", data, MEDIA_TYPES[kind])},
-        data=form,
-        pin=parse_pins(request.headers.get(HEADER)).for_upstream("ocr"),
-    )
-    return _passed_on(r)
+    async with bounded_upload(request, gateway):
+        upload, fields = await _upload(request)
+        data, kind = await _read_typed(upload, IMAGE_KINDS)
+        pages = await image_pages(data, kind, gateway.settings.rate_limit_burst)
+        charge_pages(request, gateway, pages)
+        form = {"mode": fields["mode"]} if "mode" in fields else None
+        call = gateway.upstreams["ocr"].call(
+            "POST",
+            "/v1/ocr",
+            files={"file": (upload.filename or f"upload.{kind}", data, MEDIA_TYPES[kind])},
+            data=form,
+            pin=parse_pins(request.headers.get(HEADER)).for_upstream("ocr"),
+        )
+        return _passed_on(await cancel_on_disconnect(request.receive, call))
 
 
 @router.post(
@@ -180,17 +187,28 @@ async def ocr(request: Request, gateway: GatewayDep) -> Response:
 )
 async def summarize_document(request: Request, gateway: GatewayDep) -> Any:
     start = time.perf_counter()
-    upload, fields = await _upload(request)
-    params = _summary_params(fields)
-    pinned = parse_pins(request.headers.get(HEADER))
-    data, kind = await _read_typed(upload, None)
-    if pinned.default is not None and not any(
-        pinned.default in u.routes.versions for u in gateway.upstreams.values()
-    ):
-        raise BadRequest(f"{HEADER}: no upstream has a version {pinned.default!r}")
-    try:
-        return await gateway.pipeline.run(
-            data, kind, upload.filename or "", params, pinned, time.perf_counter() - start
+    async with bounded_upload(request, gateway):
+        upload, fields = await _upload(request)
+        params = _summary_params(fields)
+        pinned = parse_pins(request.headers.get(HEADER))
+        data, kind = await _read_typed(upload, None)
+        if pinned.default is not None and not any(
+            pinned.default in u.routes.versions for u in gateway.upstreams.values()
+        ):
+            raise BadRequest(f"{HEADER}: no upstream has a version {pinned.default!r}")
+        if kind != "pdf":  # a PDF's pages are counted by the pipeline
+            pages = await image_pages(data, kind, gateway.settings.rate_limit_burst)
+            charge_pages(request, gateway, pages)
+        run = gateway.pipeline.run(
+            data,
+            kind,
+            upload.filename or "",
+            params,
+            pinned,
+            time.perf_counter() - start,
+            charge=lambda pages: charge_pages(request, gateway, pages),
         )
-    except UpstreamAnswered as answered:
-        return _passed_on(answered.response)
+        try:
+            return await cancel_on_disconnect(request.receive, run)
+        except UpstreamAnswered as answered:
+            return _passed_on(answered.response)

@@ -16,7 +16,10 @@ class PageOut(BaseModel):
 
 
 class StageError(BaseModel):
-    stage: Literal["summarize"] = Field(description="The stage that failed.")
+    stage: Literal["summarize", "text"] = Field(
+        description="The stage that failed: summarize, or text (the text was over its limit "
+        "and was cut, code text_truncated)."
+    )
     code: str
     message: str
     status: int | None = Field(None, description="The HTTP status that stage got, if any.")
@@ -36,5 +39,6 @@ class DocumentSummary(BaseModel):
     )
     backends: dict[str, str] = Field(description="The version of each upstream that served.")
     errors: list[StageError] = Field(
-        description="Stages that failed without failing the request (the summary)."
+        description="Stages that failed without failing the request (the summary, or the "
+        "text cut at its limit)."
     )

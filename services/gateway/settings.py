@@ -90,3 +90,30 @@ class GatewaySettings(ServiceSettings):
     #: Pages of one document sent to OCR at once. More helps when several OCR replicas (or a
     #: GPU) serve; on one CPU replica pages read in parallel only compete for its cores.
     ocr_page_concurrency: int = Field(2, ge=1, le=64)
+
+    # What one request may cost (docs/reliability.md, "The cost of a request"). The request's
+    # deadline is ``request_timeout_s``, sent to the services as ``X-Docsum-Deadline``.
+    #: Largest JSON body of ``/api/v1/summarize``, in bytes (413 as soon as a body passes it):
+    #: the summarizer reads at most 1 MB of text.
+    summarize_max_body_bytes: int = Field(2 * 1024 * 1024, gt=0)
+    #: Upload bytes held at once, over all requests; an upload that would pass it is refused
+    #: with 503 and Retry-After before its body is read (a body in flight costs about twice
+    #: its size in memory).
+    max_inflight_body_bytes: int = Field(128 * 1024 * 1024, gt=0)
+    #: Most pixels of the pages of one PDF rendered for OCR, estimated from the page sizes
+    #: before any page is rendered (413 above it); 100 Letter pages at 300 dpi are 842 million.
+    pdf_max_total_pixels: int = Field(900_000_000, gt=0)
+    #: Most text of one document, in UTF-8 bytes (the summarizer's own limit): the rest is cut,
+    #: and the answer's ``errors`` says so.
+    max_text_bytes: int = Field(1_000_000, gt=0)
+    #: Worker processes that read PDFs, one document each; more documents wait for one.
+    pdf_workers: int = Field(2, ge=1, le=64)
+    #: Resident memory a PDF worker may reach; past it the worker is stopped and the document
+    #: answered 422 (a worker idles at about 40 MB).
+    pdf_worker_max_rss_bytes: int = Field(320 * 1024 * 1024, gt=0)
+    #: Seconds one step of a PDF's reading may take in its worker (opening it, one page's text
+    #: or rendering); past it the worker is stopped and the document answered 422.
+    pdf_page_timeout_s: float = Field(10.0, gt=0)
+    #: Seconds without an upload after which freed memory is given back to the kernel
+    #: (malloc_trim, see common/heap.py); 0 never does.
+    trim_idle_s: float = Field(2.0, ge=0)

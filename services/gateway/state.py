@@ -8,11 +8,12 @@ import logging
 from collections.abc import Mapping
 
 from ..common.errors import RateLimited, Unauthorized
+from ..common.heap import IdleTrim
 from . import metrics
 from .auth import KeyRing, KeysFileError, load_keys
 from .backends import UPSTREAMS, BackendsConfigError, BackendSpec, load_backends, parse_backends
 from .backends import local_backends as _local_backends
-from .limits import RateLimiter
+from .limits import BodyBudget, RateLimiter
 from .pipeline import DocumentPipeline
 from .settings import GatewaySettings
 from .upstreams import Upstream
@@ -39,6 +40,8 @@ class Gateway:
             }
         self.upstreams: dict[str, Upstream] = dict(upstreams)
         self.limiter = RateLimiter(settings.rate_limit_rps, settings.rate_limit_burst)
+        self.uploads = BodyBudget(settings.max_inflight_body_bytes)
+        self.idle_trim = IdleTrim(settings.trim_idle_s)
         self.pipeline = DocumentPipeline(
             settings, self.upstreams["ocr"], self.upstreams["summarizer"]
         )
@@ -141,6 +144,7 @@ class Gateway:
         return "; ".join(reasons) or None
 
     async def aclose(self) -> None:
+        await self.pipeline.aclose()
         for upstream in self.upstreams.values():
             with contextlib.suppress(Exception):
                 await upstream.aclose()

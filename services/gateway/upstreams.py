@@ -4,7 +4,10 @@ A call takes the version and replica its :class:`~.routing.Router` chooses and s
 its :class:`~.transport.Transport`. Connection errors and 503s are retried with jittered
 backoff on another replica; every attempt's outcome feeds that backend's circuit breaker.
 What cannot be served becomes a 502/503/504 naming the upstream; answers below 500 (the
-client's own errors among them) are returned as they are.
+client's own errors among them) are returned as they are. Inside a request with a deadline
+(``common/deadline.py``) every attempt gets at most what is left of it, and the backend is
+told as ``X-Docsum-Deadline``; an attempt cut short by the request's own deadline says nothing
+about the backend's health, so it does not count against its circuit.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from ..common import deadline
 from ..common.errors import DocsumError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..common.logs import request_id_var
 from . import metrics
@@ -154,6 +158,13 @@ class Upstream:
         tried: set[int] = set()
         last: DocsumError | None = None
         for attempt in range(s.retries + 1):
+            left = deadline.remaining()
+            if left is not None and left <= 0:
+                raise last or UpstreamTimeout(
+                    f"{self.name}: the request's deadline passed before the call was made",
+                    upstream=self.name,
+                    version=version,
+                )
             backend = self.router.replica(group, tried)
             if backend is None or not backend.breaker.acquire():
                 break
@@ -167,7 +178,9 @@ class Upstream:
             if not result.retryable or attempt == s.retries:
                 break
             cap = min(s.backoff_max_ms, s.backoff_base_ms * (2**attempt))
-            await asyncio.sleep(self._rng.uniform(0, cap) / 1000.0)
+            pause = self._rng.uniform(0, cap) / 1000.0
+            left = deadline.remaining()
+            await asyncio.sleep(pause if left is None else max(0.0, min(pause, left)))
         if last is None:
             raise self.router.circuits_open(
                 f"every backend of version {version!r}", version=version
@@ -179,17 +192,25 @@ class Upstream:
     ) -> UpstreamResponse | _Failure:
         """One call to one backend: its response, or how it failed."""
         version = backend.version
+        timeout_s = self.settings.timeout_s
+        left = deadline.remaining()
+        cut_short = left is not None and left < timeout_s  # the request's deadline comes first
+        if left is not None:
+            timeout_s = max(0.0, min(timeout_s, left))
+            headers = [*headers, (deadline.DEADLINE_HEADER_BYTES, f"{timeout_s:.3f}".encode())]
         backend.outstanding += 1
         start = time.perf_counter()
         status = "error"
         verdict: bool | None = None
         try:
-            async with asyncio.timeout(self.settings.timeout_s):
+            async with asyncio.timeout(timeout_s):
                 code, r_headers, body = await self.transport.send(
                     backend, method, path, content, headers
                 )
             status = str(code)
             verdict = code < 500
+            if code == 504 and cut_short:
+                verdict = None  # the backend kept to the deadline it was given
             if code < 500:
                 media = header(r_headers, b"content-type") or "application/json"
                 return UpstreamResponse(code, body, media, version)
@@ -206,12 +227,11 @@ class Upstream:
                 retryable=True,
             )
         except (TimeoutError, httpx.TimeoutException):
-            verdict = False
+            verdict = None if cut_short else False
+            why = "before the request's deadline" if cut_short else f"within {timeout_s:g} s"
             return _Failure(
                 UpstreamTimeout(
-                    f"{self.name}: no answer within {self.settings.timeout_s:g} s",
-                    upstream=self.name,
-                    version=version,
+                    f"{self.name}: no answer {why}", upstream=self.name, version=version
                 ),
                 retryable=False,  # the time budget is spent
             )
