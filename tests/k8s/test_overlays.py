@@ -156,3 +156,40 @@ def test_no_generated_json_patch_addresses_a_list_element_by_position() -> None:
         doc = yaml.safe_load(path.read_text())
         if isinstance(doc, list):
             assert not kr._indexed(doc), f"{path}: {[op['path'] for op in doc]}"
+
+
+def _namespace_refs(obj: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Every value ``obj`` holds under a key that names a namespace."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            here = f"{path}/{key}"
+            if key in ("namespace", "matchNames") and not isinstance(value, dict):
+                out.append((here, value))
+            out += _namespace_refs(value, here)
+        if obj.get("name") == "namespace" and "value" in obj:  # an analysis argument
+            out.append((f"{path}/value", obj["value"]))
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            out += _namespace_refs(item, f"{path}/{i}")
+    return out
+
+
+def test_prod_moved_to_another_namespace_points_nowhere_at_docsum(tmp_path: Path) -> None:
+    """kustomize's `namespace:` on top of prod: scrapes and gates follow the objects."""
+    doc = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": "other",
+        "resources": [os.path.relpath(kr.K8S / "overlays" / "prod", tmp_path)],
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(doc))
+    objs = kr.kustomize(tmp_path)
+    kinds = {o["kind"] for o in objs}
+    assert {"ServiceMonitor", "Rollout", "AnalysisTemplate"} <= kinds
+    for obj in objs:
+        for where, value in _namespace_refs(obj):
+            assert "docsum" not in str(value), f"{obj['kind']}/{obj['metadata']['name']}{where}"
+    rollout = next(o for o in objs if o["kind"] == "Rollout" and "canary" in o["spec"]["strategy"])
+    args = {a["name"]: a for a in rollout["spec"]["strategy"]["canary"]["analysis"]["args"]}
+    assert args["namespace"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}

@@ -363,8 +363,11 @@ templates:
 args:
   - name: service
     value: {{ .name }}
+  # The Rollout's own namespace, wherever kustomize or Helm puts it.
   - name: namespace
-    value: {{ .root.Release.Namespace }}
+    valueFrom:
+      fieldRef:
+        fieldPath: metadata.namespace
   - name: new-hash
     valueFrom:
       podTemplateHashValue: Latest
