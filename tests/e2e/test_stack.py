@@ -184,8 +184,8 @@ def test_metrics_of_every_pod_scraped_by_prometheus(deployed: Deployed, tmp_path
     for c in deployed.stack.containers:
         # Prometheus scrapes the probe listener when the pod has one, as the ServiceMonitors do.
         names = {p.get("name") for p in c.spec.get("ports", [])}
-        port = c.port("probes" if "probes" in names else "http")
-        targets[c.name] = f"{deployed.stack.pod_ip(c.pod)}:{port}"
+        scrape_port = c.port("probes" if "probes" in names else "http")
+        targets[c.name] = f"{deployed.stack.pod_ip(c.pod)}:{scrape_port}"
     config = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
         "scrape_configs": [
