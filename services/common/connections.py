@@ -10,7 +10,8 @@ read. :func:`guarded_protocol` mixes these bounds into the HTTP protocol uvicorn
 - a cap on open connections, in all and per client address: one over it is closed as soon
   as it is accepted, before any byte is read;
 - ``header_timeout_s`` from a connection's start or its previous response: a connection whose
-  next request head is incomplete is closed (slowloris, idle connections);
+  next request head is incomplete is closed (slowloris, idle connections; uvicorn's own
+  keep-alive timer is set a second later, so this one decides);
 - ``write_timeout_s``: an answer whose unsent bytes did not shrink for that long (a client
   that reads none of it) has its connection dropped.
 """
@@ -64,10 +65,12 @@ class ConnectionLimits:
         self.open -= 1
         self._gauge.set(self.open)
 
-    def cut(self, reason: str, client: str) -> None:
-        """Count (and, a line per 10 s at most, log) a connection the server closed."""
+    def cut(self, reason: str, client: str, tell: bool = True) -> None:
+        """Count a connection the server closed and, unless told not to, tally it in the log
+        (a line per 10 s at most)."""
         metrics.HTTP_CONNECTIONS_CUT.labels(self.listener, reason).inc()
-        self._tally.add(reason, client)
+        if tell:
+            self._tally.add(reason, client)
 
 
 class _GuardedConnection:
@@ -80,6 +83,7 @@ class _GuardedConnection:
     _header_timer: asyncio.TimerHandle | None = None
     _write_timer: asyncio.TimerHandle | None = None
     _unsent_seen = math.inf
+    _bytes_since_armed = False
     # Provided by uvicorn's protocol classes (h11 and httptools alike).
     loop: asyncio.AbstractEventLoop
     transport: asyncio.Transport
@@ -104,6 +108,10 @@ class _GuardedConnection:
             self._client = None
         super().connection_lost(exc)  # type: ignore[misc]
 
+    def data_received(self, data: bytes) -> None:
+        self._bytes_since_armed = True
+        super().data_received(data)  # type: ignore[misc]
+
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]
         self._arm_header_timer()
@@ -124,6 +132,7 @@ class _GuardedConnection:
         if self._header_timer is not None:
             self._header_timer.cancel()
         self._unsent_seen = math.inf
+        self._bytes_since_armed = False
         self._header_timer = self.loop.call_later(self.header_timeout_s, self._header_deadline)
 
     def _header_deadline(self) -> None:
@@ -140,7 +149,12 @@ class _GuardedConnection:
             else:
                 self._drop("write_timeout")
         elif not self.transport.is_closing():
-            self.limits.cut("header_timeout", self._client)
+            # A connection that sent nothing is idle (counted, not logged: keep-alive clients
+            # do that); one that sent part of a head is a slow or broken client.
+            if self._bytes_since_armed:
+                self.limits.cut("header_timeout", self._client)
+            else:
+                self.limits.cut("idle_timeout", self._client, tell=False)
             self.transport.close()
 
     def _arm_write_timer(self, unsent_before: float) -> None:

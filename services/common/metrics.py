@@ -40,8 +40,9 @@ HTTP_CONNECTIONS = Gauge(
 HTTP_CONNECTIONS_CUT = Counter(
     "docsum_http_connections_cut_total",
     "Connections the server closed on its own, by reason: per_client_cap or connection_cap "
-    "(closed as accepted), header_timeout (no complete request head in time), write_timeout "
-    "(the client read none of an answer in time).",
+    "(closed as accepted), idle_timeout (no byte of a next request in time), header_timeout "
+    "(a request head begun, not finished in time), write_timeout (the client read none of an "
+    "answer in time).",
     ["listener", "reason"],
 )
 STAGE_DURATION = Histogram(

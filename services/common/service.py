@@ -210,6 +210,7 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         ),
         log_config=None,
         access_log=False,
+        timeout_keep_alive=int(settings.header_timeout_s) + 1,
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),

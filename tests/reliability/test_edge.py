@@ -471,3 +471,23 @@ def test_kit_probe_port_write_timeout_and_no_redirect(kit: Edge) -> None:
     assert took <= WRITE_TIMEOUT_S + 3
     r = httpx.post(f"{kit.svc.url}/echo/", json={}, headers={"Host": "evil.example"})
     assert r.status_code == 404 and "location" not in r.headers
+
+
+def test_kit_tells_idle_connections_from_unfinished_heads(kit: Edge) -> None:
+    def cut(reason: str) -> float:
+        return kit.metric("docsum_http_connections_cut_total", listener="public", reason=reason)
+
+    before = cut("idle_timeout"), cut("header_timeout")
+    idle = _idle_connections(kit.svc.port, ["127.0.0.1"], 1)
+    begun = [socket.create_connection(("127.0.0.1", kit.svc.port), timeout=5)]
+    begun[0].sendall(b"GET /livez HTTP/1.1\r\n")  # and never the rest
+    try:
+        _wait_for(
+            lambda: (cut("idle_timeout"), cut("header_timeout")) == (before[0] + 1, before[1] + 1),
+            10,  # the kit's header_timeout_s is 2 s
+            "one idle and one unfinished connection closed, each under its reason",
+        )
+    finally:
+        _close(idle + begun)
+    # The idle one is only counted (keep-alive clients idle too); the other is also tallied.
+    assert "idle_timeout" not in kit.svc.logs()
