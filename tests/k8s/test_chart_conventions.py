@@ -187,8 +187,8 @@ def test_the_readme_documents_every_value_and_is_generated() -> None:
 
 
 def test_probe_listener_is_wired_only_with_separate_port() -> None:
-    off = render("monitoring", "network-policies")
-    on = render("monitoring", "network-policies", probes={"separatePort": True})
+    off = render("monitoring", "network-policies", probes={"separatePort": False})
+    on = render("monitoring", "network-policies")  # the default
     for objs, port in ((off, "http"), (on, "probes")):
         for name, c in containers(objs).items():
             service = name.removeprefix("docsum-")
