@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 #: Every module of these packages but their HTTP shells (``app``).
 _ML_PACKAGES = ("docsum.ocr", "docsum.summarizer")
 _HTTP_SHELLS = ("docsum.ocr.app", "docsum.summarizer.app")
@@ -30,6 +32,7 @@ def _loaded_after(script: str) -> set[str]:
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch
 def test_model_code_imports_without_fastapi_or_starlette() -> None:
     script = f"""
 import importlib, pkgutil
@@ -47,6 +50,7 @@ for name in names:
     assert not loaded & {"fastapi", "starlette", "uvicorn"}
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch
 def test_the_http_shell_does_load_fastapi() -> None:
     # The check above can fail: importing an app brings the framework in.
     assert {"fastapi", "starlette"} <= _loaded_after("import docsum.summarizer.app")
