@@ -76,7 +76,7 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
 
         All of a model's torch work belongs on one thread: OpenMP gives each thread that starts
         parallel work its own worker team, and with more teams than cores they sleep instead of
-        spinning between operators (docs/decisions.md).
+        spinning between operators (docs/decisions.md, "The model's one thread").
         """
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
