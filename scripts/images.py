@@ -214,8 +214,13 @@ def main(argv: list[str] | None = None) -> int:
             "images: a local base needs podman (docker cannot mount the wheel folder in a build)"
         )
     started = time.monotonic()
+    base_id = image_label(eng, LOCAL_BASE, "org.docsum.base")
     base = local_base(eng) if mode == "local" else None
     base_s = time.monotonic() - started
+    # A new base means no layer of any image could come from the cache: a cold build.
+    cold = args.no_cache or (
+        mode == "local" and base_id != image_label(eng, LOCAL_BASE, "org.docsum.base")
+    )
     common, per_image = build_args(mode, base)
     tag = version()
     figures = []
@@ -249,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "engine": eng,
             "base": mode,
-            "cache": not args.no_cache,
+            "cache": not cold,
             "base_s": round(base_s, 1),
             "cpus": os.cpu_count(),
             "images": figures,
