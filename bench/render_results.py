@@ -386,6 +386,38 @@ def images() -> str:
     )
 
 
+def client() -> str:
+    d = load("client.json")
+    rate = d["docs_per_s"]
+    base = rate["1"]
+    rows = [
+        [
+            f"`-j {jobs}`",
+            f"{docs:.2f}",
+            " / ".join(f"{s:.1f}" for s in d["seconds"][jobs]),
+            f"{docs / base:.2f}×",
+        ]
+        for jobs, docs in rate.items()
+    ]
+    w = d["words"]
+    m = d["machine"]
+    return "\n".join(
+        [
+            "## Client mode",
+            "",
+            source(d["command"], "client.json")
+            + f" Load average {m['load_average_1min_before']:g} before the timed runs and "
+            f"{m['load_average_1min_after']:g} after, on {m['cpus']} cores.",
+            f"`docsum --url URL summarize --jsonl FILE -j N`: a batch of {d['texts']} news-like "
+            f"texts ({w['min']}–{w['max']} words, median {w['median']:g}) through the gateway of "
+            "a local stack, default settings (the summarizer batches concurrent requests); timed "
+            f"from the command's start to its exit, {d['rounds']} alternating rounds, median.",
+            "",
+            table(["jobs", "docs/s", "seconds per batch (rounds)", "vs -j 1"], rows),
+        ]
+    )
+
+
 SECTIONS: list[Callable[[], str]] = [
     summarizer_quality,
     summarizer_speed,
@@ -394,6 +426,7 @@ SECTIONS: list[Callable[[], str]] = [
     fuzz,
     soak,
     images,
+    client,
 ]
 
 
