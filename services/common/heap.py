@@ -76,22 +76,29 @@ def trim() -> bool:
 class IdleTrim:
     """:func:`trim` once no work has been done for ``idle_s`` seconds (0: never).
 
-    Call :meth:`done` when a request that allocated much ends: it (re)arms a timer on the
-    running event loop, so a busy service is not trimmed between its requests, and an idle
-    one is trimmed once, not over and over.
+    Call :meth:`done` (on the event loop) or :meth:`done_in_thread` (from a worker thread) when
+    work that allocated much ends: it (re)arms a timer on the event loop, so a busy service is
+    not trimmed between its requests, and an idle one is trimmed once, not over and over. Work
+    that outlives its request (a page being analysed when the request was cancelled) calls it
+    too, so the trim comes after it.
     """
 
     def __init__(self, idle_s: float) -> None:
         self.idle_s = idle_s
         self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def done(self) -> None:
         if self.idle_s <= 0:
             return
         if self._timer is not None:
             self._timer.cancel()
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self.idle_s, self._trim, loop)
+        self._loop = asyncio.get_running_loop()
+        self._timer = self._loop.call_later(self.idle_s, self._trim, self._loop)
+
+    def done_in_thread(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self.done)
 
     def _trim(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None

@@ -51,7 +51,7 @@ PDF_WORKERS_RSS = Gauge(
 )
 PDF_WORKERS_STOPPED = Counter(
     "docsum_gateway_pdf_workers_stopped_total",
-    "PDF worker processes stopped mid-document, by reason: memory, time, cancelled, crashed, "
-    "unusable.",
+    "PDF worker processes stopped, by reason: memory, time, cancelled, crashed or unusable "
+    "(mid-document), idle (unused for pdf_worker_idle_s).",
     ["reason"],
 )

@@ -8,7 +8,8 @@ time; meanwhile the gateway's event loop, and every other document, go on. A cal
 past ``pdf_page_timeout_s``, a worker whose resident memory passes
 ``pdf_worker_max_rss_bytes``, and a request that is cancelled (its deadline, its client gone)
 stop the worker with SIGKILL: the page is answered 422 (or the request ends), and a fresh
-worker takes the place of the old one.
+worker takes the place of the old one. A worker left idle for ``pdf_worker_idle_s`` is
+stopped too, so the memory of a burst of PDFs comes back; the next PDF starts a new one.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class _Worker:
         self.proc = proc
         self.over_memory = False
         self.stopped = False
+        self.idle_since = 0.0
         self._reaped: asyncio.Task[int] | None = None
 
     @classmethod
@@ -233,9 +235,12 @@ class PdfPool:
     """Up to ``workers`` documents read at once, each in its own worker process; a document
     waits for a free worker (within its request's deadline)."""
 
-    def __init__(self, workers: int, max_rss_bytes: int, call_timeout_s: float) -> None:
+    def __init__(
+        self, workers: int, max_rss_bytes: int, call_timeout_s: float, idle_s: float = 30.0
+    ) -> None:
         self.max_rss_bytes = max_rss_bytes
         self.call_timeout_s = call_timeout_s
+        self.idle_s = idle_s
         self._slots = asyncio.Semaphore(workers)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
@@ -260,9 +265,21 @@ class PdfPool:
                 finally:
                     self._busy.discard(worker)
                     if reusable:
-                        self._idle.append(worker)
+                        self._rest(worker)
                     else:
                         worker.stop("unusable")
+
+    def _rest(self, worker: _Worker) -> None:
+        """Back among the idle workers, until it is taken or ``idle_s`` passes."""
+        loop = asyncio.get_running_loop()
+        worker.idle_since = loop.time()
+        self._idle.append(worker)
+        loop.call_later(self.idle_s, self._retire, worker, worker.idle_since)
+
+    def _retire(self, worker: _Worker, idle_since: float) -> None:
+        if worker in self._idle and worker.idle_since == idle_since:
+            self._idle.remove(worker)
+            worker.stop("idle")
 
     async def _checkout(self) -> _Worker:
         while self._idle:

@@ -72,7 +72,10 @@ class DocumentPipeline:
         self.ocr = ocr
         self.summarizer = summarizer
         self.pdfs = PdfPool(
-            settings.pdf_workers, settings.pdf_worker_max_rss_bytes, settings.pdf_page_timeout_s
+            settings.pdf_workers,
+            settings.pdf_worker_max_rss_bytes,
+            settings.pdf_page_timeout_s,
+            settings.pdf_worker_idle_s,
         )
 
     async def aclose(self) -> None:

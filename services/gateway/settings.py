@@ -114,6 +114,9 @@ class GatewaySettings(ServiceSettings):
     #: Seconds one step of a PDF's reading may take in its worker (opening it, one page's text
     #: or rendering); past it the worker is stopped and the document answered 422.
     pdf_page_timeout_s: float = Field(10.0, gt=0)
+    #: Seconds a PDF worker may stay unused before it is stopped (its memory given back); the
+    #: next PDF starts a new one, in about 0.2 s.
+    pdf_worker_idle_s: float = Field(30.0, gt=0)
     #: Seconds without an upload after which freed memory is given back to the kernel
     #: (malloc_trim, see common/heap.py); 0 never does.
     trim_idle_s: float = Field(2.0, ge=0)

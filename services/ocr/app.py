@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal, TypeVar
 
+import numpy as np
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 
 from ..common.batcher import DynamicBatcher
@@ -54,14 +55,27 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
     settings = settings or OCRSettings()
     health = Health()
     engine = OCREngine(settings)
+    idle_trim = IdleTrim(settings.trim_idle_s)
+
+    def recognize(jobs: list[LineJob]) -> list[Decoded | Exception]:
+        try:
+            return engine.recognize_jobs(jobs)
+        finally:
+            idle_trim.done_in_thread()
+
+    def cut_page(page: np.ndarray, number: int, mode: Mode) -> PageCrops:
+        try:
+            return engine.cut(page, number, mode)
+        finally:
+            idle_trim.done_in_thread()  # also when its request has gone meanwhile
+
     batcher: DynamicBatcher[LineJob, Decoded] = DynamicBatcher(
-        engine.name, engine.recognize_jobs, settings.batch
+        engine.name, recognize, settings.batch
     )
     layout_pool = ThreadPoolExecutor(settings.layout_workers, thread_name_prefix="layout")
     limits = Limits(
         settings.max_pixels, settings.max_side, settings.max_pages, settings.max_total_pixels
     )
-    idle_trim = IdleTrim(settings.trim_idle_s)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -87,7 +101,10 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
         loop = asyncio.get_running_loop()
         with stage_timer(engine.name, "decode"):
             page = await asyncio.to_thread(decode_page, data, plan, index)
-        cut: PageCrops = await loop.run_in_executor(layout_pool, engine.cut, page, index + 1, mode)
+        if mode == "line":  # no page analysis: nothing to wait for a layout worker for
+            cut = engine.cut(page, index + 1, mode)
+        else:
+            cut = await loop.run_in_executor(layout_pool, cut_page, page, index + 1, mode)
         del page  # the crops are all this page needs from here on
         if len(cut.crops) > settings.max_lines_per_page:
             raise InvalidInput(
