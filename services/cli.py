@@ -120,16 +120,21 @@ def cmd_summarize(args: argparse.Namespace) -> int:
                 on_batch=lambda n, failed: progress.update(n, failed=failed),
             )
     failed = 0
-    for n, name in enumerate(args.files):
-        text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
-        [result] = model.summarize_batch([SummaryRequest(text, args.max_sentences, args.ratio)])
-        if n:
-            console.write(sys.stdout, "\n")
-        if isinstance(result, Exception):
-            log.error("cannot summarize %s: %s", name, result)
-            failed += 1
-            continue
-        console.write(sys.stdout, console.summary_text([s.text for s in result.sentences]))
+    total = len(args.files) if len(args.files) > 1 else None
+    with _progress(args, "summarize", total, "doc") as progress:
+        for n, name in enumerate(args.files):
+            text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")
+            request = SummaryRequest(text, args.max_sentences, args.ratio)
+            [result] = model.summarize_batch([request])
+            if n:
+                console.write(sys.stdout, "\n")
+            if isinstance(result, Exception):
+                log.error("cannot summarize %s: %s", name, result)
+                failed += 1
+            else:
+                console.write(sys.stdout, console.summary_text([s.text for s in result.sentences]))
+            if total:
+                progress.update(1, failed=int(isinstance(result, Exception)))
     return 1 if failed else 0
 
 
@@ -241,32 +246,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.log_format == "json":  # the trainer's own JSON events, on stdout as before
         return int(train.main(args.args) or 0)
+    # Progress in steps when the run is capped by --max-steps, else in seconds of its budget.
+    max_steps = train.parse_args(args.args).max_steps
     bar = console.draws_bars(args.log_format)
-    state: dict[str, Any] = {"progress": None, "loss": None, "seconds": 0}
+    state: dict[str, Any] = {"progress": None, "loss": None, "done": 0}
 
     def listen(event: str, fields: dict[str, Any]) -> None:
         if event == "start":
-            total = round(fields["budget_s"])
-            state["progress"] = console.Progress("train ocr", total, "s", bar=bar, every_s=10.0)
+            total, unit = (max_steps, "step") if max_steps > 0 else (round(fields["budget_s"]), "s")
+            state["progress"] = console.Progress("train ocr", total, unit, bar=bar, every_s=10.0)
             return
         progress = state["progress"]
         if progress is None:
             return
         if event == "step":
-            # A running mean of the CTC loss over the last ~50 steps.
-            loss = (
-                fields["loss"]
-                if state["loss"] is None
-                else 0.98 * state["loss"] + 0.02 * fields["loss"]
-            )
+            # The CTC loss, averaged over the last ~50 steps.
+            last = state["loss"]
+            loss = fields["loss"] if last is None else 0.98 * last + 0.02 * fields["loss"]
+            done = fields["step"] if max_steps > 0 else int(fields["trained_s"])
             state["loss"] = loss
-            seconds = int(fields["trained_s"])
-            progress.update(seconds - state["seconds"], step=fields["step"], loss=f"{loss:.3f}")
-            state["seconds"] = seconds
+            progress.update(done - state["done"], step=fields["step"], loss=f"{loss:.3f}")
+            state["done"] = done
         elif event == "val":
-            progress.update(0, cer=f"{fields['cer']:.2%}")
-        elif event == "done":
-            progress.close()
+            progress.update(0, cer=f"{fields['cer']:.2f}%")
 
     train.listeners.append(listen)
     try:

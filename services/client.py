@@ -207,6 +207,8 @@ class _Run:
     """One client command: its gateway, its progress, the worst exit so far."""
 
     def __init__(self, args: argparse.Namespace, what: str, total: int | None, unit: str) -> None:
+        #: One input needs no progress (as in the local commands).
+        self.shown = total != 1
         self.gateway = Gateway(
             args.url, args.api_key, jobs=args.jobs, retries=args.retries, timeout_s=args.timeout
         )
@@ -220,7 +222,8 @@ class _Run:
         if not answer.ok:
             log.error("%s: %s", name, answer.error)
             self.exit = max(self.exit, answer.exit)
-        self.progress.update(1, failed=0 if answer.ok else 1)
+        if self.shown:
+            self.progress.update(1, failed=0 if answer.ok else 1)
 
     def finish(self) -> int:
         self.progress.close()
@@ -247,7 +250,7 @@ def summarize(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """``docsum summarize`` through ``POST /api/v1/summarize``."""
     if args.jsonl:
         return _summarize_jsonl(args, out)
-    run = _Run(args, "summarize", len(args.files) if len(args.files) > 1 else None, "doc")
+    run = _Run(args, "summarize", len(args.files), "doc")
 
     def one(name: str) -> tuple[str, Answer]:
         text = sys.stdin.read() if name == "-" else Path(name).read_text(encoding="utf-8")

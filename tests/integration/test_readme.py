@@ -1,4 +1,11 @@
-"""The README's curl examples work as written (against a real server on a test port)."""
+"""Every example of the README and of docs/api.md runs as written from a fresh clone: its curl
+calls and ``docsum`` command lines, on the files of examples/, against real servers on test
+ports.
+
+A "fresh clone" is a folder holding the git-tracked files of examples/ only (no ../shared, no
+.runs/, no untracked file), where each example runs with the README's own environment: the API
+key in ``DOCSUM_API_KEY``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,62 +23,130 @@ from tests.conftest import GATEWAY_KEY, ROOT, LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+DOCS = ("README.md", "docs/api.md")
+DEFAULT_PORTS = {"gateway": "8080", "ocr": "8081", "summarizer": "8082"}
 
-def _curl_blocks(port_of: dict[str, int]) -> list[str]:
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```bash\n(curl .*?)\n```", readme, flags=re.S)
-    out = []
-    for block in blocks:
-        for default, port in port_of.items():
-            block = block.replace(f"127.0.0.1:{default}", f"127.0.0.1:{port}")
-        out.append(block)
-    return out
+
+def _bash_blocks(doc: str) -> list[str]:
+    return re.findall(r"```bash\n(.*?)\n```", (ROOT / doc).read_text(), flags=re.S)
+
+
+def _rewrite(text: str, ports: dict[str, int]) -> str:
+    """The example as it runs here: the test ports, this interpreter's docsum, the test key."""
+    for name, port in ports.items():
+        text = text.replace(f"127.0.0.1:{DEFAULT_PORTS[name]}", f"127.0.0.1:{port}")
+    text = text.replace(".venv/bin/docsum", f"{sys.executable} -m docsum.cli")
+    return text.replace("$(cat .runs/dev-api-key)", GATEWAY_KEY)
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with what a clone has of examples/ (tracked files, as in the working tree)."""
+    root = tmp_path_factory.mktemp("clone")
+    tracked = subprocess.run(
+        ["git", "ls-files", "examples"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked, "examples/ is not in git"
+    for name in tracked:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ROOT / name, root / name)
+    return root
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSUM_")}
+    return {**env, "DOCSUM_API_KEY": GATEWAY_KEY}
+
+
+def _run(script: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", script], capture_output=True, text=True, timeout=300, cwd=cwd, env=_env()
+    )
+
+
+def test_examples_use_files_of_the_repository_only() -> None:
+    """../shared/data is named for the benchmark sets (docsum eval) only."""
+    for doc in DOCS:
+        for block in _bash_blocks(doc):
+            for line in block.splitlines():
+                if "../shared" in line:
+                    assert " eval " in line, f"{doc}: {line}"
+
+
+def test_examples_are_what_make_examples_writes() -> None:
+    done = subprocess.run(
+        [sys.executable, "scripts/make_examples.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_summarizer_curl_example(summarizer_service: LiveService) -> None:
-    blocks = [
-        b
-        for b in _curl_blocks({"8082": summarizer_service.port})
-        if "/v1/summarize" in b and "/api/" not in b
-    ]
-    assert blocks, "the README lost its summarizer example"
-    for block in blocks:
-        out = subprocess.run(["bash", "-c", block], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        body = json.loads(out.stdout)
-        assert body["summary"] and body["sentences"] and body["model"]["name"]
+def test_curl_examples(
+    clone: Path,
+    gateway_service: LiveService,
+    ocr_service: LiveService,
+    summarizer_service: LiveService,
+) -> None:
+    """Every curl example of both documents."""
+    ports = {
+        "gateway": gateway_service.port,
+        "ocr": ocr_service.port,
+        "summarizer": summarizer_service.port,
+    }
+    routes = set()
+    for doc in DOCS:
+        for block in _bash_blocks(doc):
+            if not block.startswith("curl "):
+                continue
+            out = _run(_rewrite(block, ports), clone)
+            assert out.returncode == 0, f"{doc}: {block}\n{out.stderr}"
+            body = json.loads(out.stdout)
+            assert "error" not in body, (doc, block, body)
+            route = re.search(r"127\.0\.0\.1:\d+(/[a-z0-9/:]+)", block)
+            assert route is not None
+            routes.add(route.group(1))
+            if "documents:summarize" in block:
+                assert body["summary"] and [p["source"] for p in body["pages"]] == ["ocr", "ocr"]
+            elif "/ocr" in block:
+                assert body["text"] and body["pages"][0]["lines"] and body["model"]["name"]
+            else:
+                assert body["summary"] and body["sentences"] and body["model"]["name"]
+    assert routes == {
+        "/v1/summarize",
+        "/v1/ocr",
+        "/api/v1/summarize",
+        "/api/v1/ocr",
+        "/api/v1/documents:summarize",
+    }
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_gateway_curl_examples(gateway_service: LiveService) -> None:
-    """The gateway's examples, with the key from $DOCSUM_API_KEY as the README says."""
-    blocks = [b for b in _curl_blocks({"8080": gateway_service.port}) if "/api/v1/" in b]
-    routes = {route for b in blocks for route in re.findall(r"/api/v1/[a-z:]+", b)}
-    assert routes == {"/api/v1/summarize", "/api/v1/ocr", "/api/v1/documents:summarize"}
-    env = {**os.environ, "DOCSUM_API_KEY": GATEWAY_KEY}
-    for block in blocks:
-        out = subprocess.run(
-            ["bash", "-c", block], capture_output=True, text=True, timeout=120, cwd=ROOT, env=env
-        )
-        assert out.returncode == 0, out.stderr
-        body = json.loads(out.stdout)
-        assert "error" not in body, body
-        if "documents:summarize" in block:
-            assert body["summary"] and body["pages"][0]["source"] == "ocr"
-        elif "/api/v1/ocr" in block:
-            assert body["text"] and body["pages"][0]["lines"]
-        else:
-            assert body["summary"] and body["sentences"]
+def _docsum_lines(block: str) -> tuple[list[str], list[str]]:
+    """(export lines, command lines on examples/) of a block of ``docsum`` examples."""
+    exports = [line for line in block.splitlines() if line.startswith("export ")]
+    commands = [line for line in block.splitlines() if "docsum" in line and "examples/" in line]
+    return exports, commands
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_ocr_curl_example(ocr_service: LiveService) -> None:
-    port = ocr_service.port
-    blocks = [b for b in _curl_blocks({"8081": port}) if f"127.0.0.1:{port}/v1/ocr" in b]
-    assert blocks, "the README lost its OCR service example"
-    for block in blocks:
-        out = subprocess.run(["bash", "-c", block], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        body = json.loads(out.stdout)
-        assert body["text"] and body["pages"][0]["lines"] and body["model"]["name"] == "crnn"
+def test_docsum_examples(clone: Path, gateway_service: LiveService) -> None:
+    """Every ``docsum`` line on examples/: the local ones (models in the process) and the
+    client ones (through the test gateway)."""
+    ports = {"gateway": gateway_service.port}
+    ran = []
+    for doc in DOCS:
+        for block in _bash_blocks(doc):
+            exports, commands = _docsum_lines(block)
+            for command in commands:
+                script = "\n".join([*exports, command])
+                out = _run(_rewrite(script, ports), clone)
+                assert out.returncode == 0, f"{doc}: {command}\n{out.stderr}"
+                assert "Traceback" not in out.stderr
+                written = re.search(r"> (\S+)", command.split("#")[0])
+                produced = (clone / written.group(1)).read_text() if written else out.stdout
+                assert produced.strip(), f"{doc}: {command} wrote nothing"
+                ran.append(command)
+    assert any("--url" in c for c in ran) and any("document " in c for c in ran)
+    assert any(c.startswith(".venv/bin/docsum ocr") for c in ran)
