@@ -513,7 +513,7 @@ def parser() -> argparse.ArgumentParser:
 def _usage(message: str) -> int:
     """A usage error: one line on stderr, exit 2 (as argparse does)."""
     sys.stderr.write(f"docsum: error: {message}\n")
-    return 2
+    return int(console.Exit.USAGE)
 
 
 def check_inputs(args: argparse.Namespace) -> str | None:

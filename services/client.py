@@ -21,7 +21,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -29,6 +28,7 @@ import httpx
 
 from . import console
 from .common.version import VERSION
+from .console import Exit
 
 log = logging.getLogger("docsum.client")
 
@@ -39,21 +39,6 @@ R = TypeVar("R")
 MAX_RETRY_WAIT_S = 60.0
 #: Statuses worth sending again: rate limited, or the service is busy or starting.
 RETRY_STATUSES = frozenset({429, 503})
-
-
-class Exit(IntEnum):
-    """Exit codes of the ``docsum`` command (local and client mode)."""
-
-    OK = 0
-    #: Some inputs failed (the gateway refused them, or the model could not read them).
-    FAILED = 1
-    #: A usage error: a bad option, an input file that cannot be read, no URL or no API key.
-    USAGE = 2
-    #: The gateway refused the API key (401/403).
-    AUTH = 3
-    #: The gateway could not be reached or stayed unavailable (connection, 5xx, or 429/503
-    #: after every retry).
-    UNAVAILABLE = 4
 
 
 class StopRun(Exception):

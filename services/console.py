@@ -12,12 +12,28 @@ import os
 import sys
 import time
 from collections.abc import Iterator
-from types import TracebackType
+from enum import IntEnum
 from typing import Any, Literal, TextIO
 
 from .common.logs import configure_logging
 
 LogFormat = Literal["text", "json"]
+
+
+class Exit(IntEnum):
+    """Exit codes of the ``docsum`` command (local and client mode)."""
+
+    OK = 0
+    #: Some inputs failed (the gateway refused them, or the model could not read them).
+    FAILED = 1
+    #: A usage error: a bad option, an input file that cannot be read, no URL or no API key.
+    USAGE = 2
+    #: The gateway refused the API key (401/403).
+    AUTH = 3
+    #: The gateway could not be reached or stayed unavailable (connection, 5xx, or 429/503
+    #: after every retry).
+    UNAVAILABLE = 4
+
 
 log = logging.getLogger("docsum.progress")
 
@@ -120,12 +136,7 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()
 
     def update(self, n: int = 1, failed: int = 0, **figures: Any) -> None:
