@@ -418,6 +418,109 @@ def client() -> str:
     )
 
 
+def hostile() -> str:
+    d = load("hostile.json")
+    r = d["rows"]
+
+    def mem(row: str, *names: str) -> str:
+        m = r[row]["memory"]
+        return "; ".join(
+            f"{n} {m[n]['before_mb']:.0f} → {m[n]['peak_mb']:.0f} → {m[n]['after_mb']:.0f}"
+            for n in names
+        )
+
+    def answer(a: dict[str, Any]) -> str:
+        return f"{a['status']} in {a['seconds']:.2f} s"
+
+    def counts(statuses: dict[str, int]) -> str:
+        return ", ".join(f"{n} × {status}" for status, n in sorted(statuses.items()))
+
+    r2, r3h, r3d = r["2"]["result"], r["3 hang-up"]["result"], r["3 deadline"]["result"]
+    r4, r5, r6, r8 = (r[k]["result"] for k in ("4", "5", "6", "8"))
+    ocr6, sum6 = r6["/api/v1/ocr"], r6["/api/v1/summarize"]
+    rows = [
+        [
+            f"2: TIFF of 50 blank 7745 × 7745 Group-4 frames ({r2['bytes'] / 1000:.0f} KB)",
+            f"OCR {answer(r2['ocr'])} (`max_total_pixels`); through the gateway, two at once: "
+            + ", ".join(answer(a) for a in r2["gateway_two_at_once"]),
+            mem("2", "ocr", "gateway"),
+        ],
+        [
+            f"3: 3-page PDF of rectangles ({r3h['bytes'] / 1000:.0f} KB), client hangs up once "
+            "OCR is at work",
+            f"OCR idle {r3h['ocr_stopped_after_hang_up_s']:.1f} s after the hang-up; another "
+            f"caller's one-line OCR {r3h['small_ocr_during']['seconds']:.1f} s during it, "
+            f"{r3h['small_ocr_after']['seconds']:.1f} s after",
+            mem("3 hang-up", "ocr", "gateway", "gateway PDF workers"),
+        ],
+        [
+            "3: the same PDF, gateway deadline 5 s",
+            f"{answer(r3d['answer'])}; OCR idle {r3d['ocr_stopped_after_answer_s']:.1f} s after",
+            mem("3 deadline", "ocr", "gateway"),
+        ],
+        [
+            f"4: PDF page of 10 M characters ({r4['bytes'] / 1000:.0f} KB)",
+            f"{answer(r4['hostile'])} (`{r4['hostile'].get('limit', '')}`); a normal PDF "
+            f"meanwhile {answer(r4['normal_pdf_meanwhile'])} (alone "
+            f"{r4['normal_pdf_alone']['seconds']:.2f} s)",
+            mem("4", "gateway", "gateway PDF workers"),
+        ],
+        [
+            f"5: JSON of ~900k keys to `/api/v1/summarize` ({r5['bytes'] / 1e6:.1f} MB)",
+            f"with Content-Length {answer(r5['with_content_length'])}, chunked "
+            f"{answer(r5['chunked'])}; a normal summary meanwhile "
+            f"{answer(r5['normal_summary_meanwhile'])}; `/readyz` {r5['gateway_readyz']}",
+            mem("5", "gateway", "summarizer"),
+        ],
+        [
+            f"6: {r6['bodies']} concurrent {r6['bytes_each'] / 2**20:.0f} MiB bodies",
+            f"summarize {counts(sum6['statuses'])} in {sum6['seconds']:.1f} s; OCR route "
+            f"{counts(ocr6['statuses'])} in {ocr6['seconds']:.1f} s",
+            mem("6", "gateway"),
+        ],
+        [
+            "8: PDF whose `/Count` says 100, with one page",
+            answer(r8),
+            mem("8", "gateway", "gateway PDF workers"),
+        ],
+    ]
+    back = r["7"]["result"]
+    memory_rows = [
+        [
+            name,
+            f"{b['warm_mb']:.0f} MB",
+            f"{b['end_mb']:.0f} MB",
+            "not within 60 s"
+            if b["back_within_20pct_after_s"] is None
+            else f"{b['back_within_20pct_after_s']:.0f} s",
+        ]
+        for name, b in back.items()
+    ]
+    late = [name for name, b in back.items() if b["back_within_20pct_after_s"] is None]
+    return "\n".join(
+        [
+            "## Hostile requests",
+            "",
+            source(d["command"], "hostile.json"),
+            "Issue 21's rows 2–8 against a local stack with the default limits (no rate limit),",
+            "one after the other; memory is each service's own `process_resident_memory_bytes`",
+            "(the gateway's PDF workers: `docsum_gateway_pdf_workers_resident_memory_bytes`),",
+            "sampled every 0.1 s: MB before → peak → after the row",
+            "([docs/reliability.md](../docs/reliability.md#6-the-cost-of-a-request)).",
+            "",
+            table(["row: sent", "answer", "memory, MB"], rows),
+            "",
+            "Row 7: after the rows, each service's memory against its warm level (after a",
+            "warm-up of ordinary requests):",
+            "",
+            table(["service", "warm", "at the end", "back within 20 % after"], memory_rows),
+            "",
+            f"Target: every service back within 20 % of its warm memory in 60 s — "
+            f"{verdict(not late)}.",
+        ]
+    )
+
+
 SECTIONS: list[Callable[[], str]] = [
     summarizer_quality,
     summarizer_speed,
@@ -427,6 +530,7 @@ SECTIONS: list[Callable[[], str]] = [
     soak,
     images,
     client,
+    hostile,
 ]
 
 
