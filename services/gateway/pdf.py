@@ -16,7 +16,6 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -25,14 +24,6 @@ from PIL import Image
 from ..common.errors import InvalidInput
 
 _PDFIUM_LOCK = threading.Lock()
-
-
-@dataclass
-class PdfPage:
-    """One page: its number (from 1) and its text layer, or None when it must be OCR'd."""
-
-    number: int
-    text: str | None
 
 
 @contextmanager
@@ -123,15 +114,6 @@ class PdfDocument:
             finally:
                 page.close()
         return text.replace("\r\n", "\n").replace("\r", "\n"), truncated
-
-    def text_layers(self, min_chars: int) -> list[PdfPage]:
-        """Every page's text layer, None for pages without a usable one."""
-        pages = []
-        for number in range(1, self.page_count + 1):
-            text, _ = self.page_text(number)
-            usable = usable_text(text, min_chars)
-            pages.append(PdfPage(number, text.strip() if usable else None))
-        return pages
 
     def embedded_scan(self, number: int, min_dpi: float, max_dpi: float) -> bytes | None:
         """The page's scan as the JPEG file the scanner embedded, when the page is only that.

@@ -37,6 +37,8 @@ _WATCH_S = 0.05
 #: Seconds a worker has to close its document before it is stopped instead.
 _CLOSE_S = 5.0
 _POOLS: weakref.WeakSet[PdfPool] = weakref.WeakSet()
+#: Waits for stopped workers to exit (held here so they are not collected midway).
+_REAPING: set[asyncio.Task[int]] = set()
 
 
 def _rss(pid: int) -> int | None:
@@ -64,7 +66,6 @@ class _Worker:
         self.over_memory = False
         self.stopped = False
         self.idle_since = 0.0
-        self._reaped: asyncio.Task[int] | None = None
 
     @classmethod
     async def start(cls) -> _Worker:
@@ -93,7 +94,9 @@ class _Worker:
             self.proc.kill()
             metrics.PDF_WORKERS_STOPPED.labels(reason).inc()
             log.info("PDF worker stopped", extra={"reason": reason, "pid": self.proc.pid})
-        self._reaped = asyncio.ensure_future(self.proc.wait())
+        reaping = asyncio.ensure_future(self.proc.wait())
+        _REAPING.add(reaping)
+        reaping.add_done_callback(_REAPING.discard)
 
     async def call(
         self, header: dict[str, Any], blob: bytes, *, what: str, timeout_s: float, max_rss: int
