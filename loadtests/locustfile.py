@@ -65,6 +65,7 @@ class DocsumUser(FastHttpUser):
     def on_start(self) -> None:
         if not self.enabled:
             raise StopUser()
+        routes.stop_without_key(self.ctx)
 
     def call(self) -> None:
         routes.CALLS[self.route](self.client, self.ctx, self.rng)

@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from locust import events
 from locust.contrib.fasthttp import FastHttpSession, ResponseContextManager
+from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.payloads import PayloadPool, make_pool
@@ -132,11 +133,27 @@ def pool(seed: int, dpi: int) -> PayloadPool:
     return make_pool(seed=seed, dpi=dpi)
 
 
-def api_key(options: Any) -> str:
-    """The gateway API key: ``--api-key-file``'s content, else ``--api-key``."""
+#: A worker's own key (its DOCSUM_API_KEY or _FILE): the master's options replace a worker's
+#: when a run starts, and a master (k8s/components/loadgen) may hold no key.
+_worker_key = ""
+
+NO_KEY = (
+    "no API key for the gateway: set DOCSUM_API_KEY (make run keeps one in .runs/dev-api-key), "
+    "or give --api-key or --api-key-file"
+)
+
+
+def _given_key(options: Any) -> str:
+    """``--api-key-file``'s content, else ``--api-key``."""
     if options.api_key_file:
         return Path(options.api_key_file).read_text(encoding="utf-8").strip()
     return str(options.api_key)
+
+
+def api_key(options: Any) -> str:
+    """The gateway API key: the options' (``--api-key-file``, ``--api-key``), else, on a
+    worker, its own."""
+    return _given_key(options) or _worker_key
 
 
 def _stop(message: str) -> NoReturn:
@@ -149,13 +166,21 @@ def _stop(message: str) -> NoReturn:
 def _check_setup(environment: Any, **_: Any) -> None:
     """Refuse at start what would fail every request; spawn only the chosen routes' users.
 
-    A missing API key would make a run of 100 % 401s. ``--routes``, ``--tags`` and
-    ``--exclude-tags`` choose the routes; users of the other routes are not spawned at all.
-    Checked where the run is decided (a local run, or the master): a worker takes these
-    options from the master when the run starts.
+    A missing API key would make a run of 100 % 401s: a local run stops here; a master, whose
+    workers may hold the key, warns, and a worker's users stop at once without one (see
+    :meth:`Context.from_options`). ``--routes``, ``--tags`` and ``--exclude-tags`` choose the
+    routes; users of the other routes are not spawned at all. A worker takes these options
+    from the master when the run starts, so it checks nothing here.
     """
+    global _worker_key
     options = environment.parsed_options
-    if options is None or isinstance(environment.runner, WorkerRunner):
+    if options is None:
+        return
+    if isinstance(environment.runner, WorkerRunner):
+        try:
+            _worker_key = _given_key(options)
+        except OSError as exc:
+            _stop(f"--api-key-file {options.api_key_file}: {exc.strerror}")
         return
     try:
         chosen = chosen_routes(options)
@@ -166,11 +191,10 @@ def _check_setup(environment: Any, **_: Any) -> None:
             key = api_key(options)
         except OSError as exc:
             _stop(f"--api-key-file {options.api_key_file}: {exc.strerror}")
-        if not key:
-            _stop(
-                "no API key for the gateway: set DOCSUM_API_KEY (make run keeps one in "
-                ".runs/dev-api-key), or give --api-key or --api-key-file"
-            )
+        if not key and isinstance(environment.runner, MasterRunner):
+            log.warning("no API key on the master: each worker needs its own (DOCSUM_API_KEY)")
+        elif not key:
+            _stop(NO_KEY)
     users = environment.user_classes
     users[:] = [u for u in users if getattr(u, "route", "") in ("", *chosen)]
     environment._filter_tasks_by_tags()  # what Locust does at start, done here to see the result
@@ -215,6 +239,20 @@ class Context:
             max_sentences=options.max_sentences,
             payloads=pool(options.payload_seed, options.page_dpi),
         )
+
+
+_warned_no_key = False
+
+
+def stop_without_key(ctx: Context) -> None:
+    """In a user's ``on_start``: stop it when it would send to the gateway without a key (a
+    worker with no key of its own under a master with none), saying so once."""
+    global _warned_no_key
+    if ctx.target == "gateway" and "X-API-Key" not in ctx.headers:
+        if not _warned_no_key:
+            _warned_no_key = True
+            log.error(NO_KEY)
+        raise StopUser()
 
 
 def _check(r: ResponseContextManager, field: str) -> None:

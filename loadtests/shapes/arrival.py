@@ -105,6 +105,9 @@ class OpenLoopUser(FastHttpUser):
         self.inflight = Group()
         self.open = dict.fromkeys(chosen, 0)
 
+    def on_start(self) -> None:
+        routes.stop_without_key(self.ctx)
+
     def on_stop(self) -> None:
         self.inflight.kill(block=False)
 

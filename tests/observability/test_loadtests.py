@@ -149,6 +149,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         with self.server.lock:
+            self.server.keys.add(self.headers.get("x-api-key"))
             self.server.open += 1
             self.server.peak = max(self.server.peak, self.server.open)
         time.sleep(self.server.delay_s)
@@ -174,6 +175,7 @@ class _FakeSummarizer(ThreadingHTTPServer):
         self.delay_s = delay_s
         self.lock = threading.Lock()
         self.open = self.peak = self.count = 0
+        self.keys: set[str | None] = set()
 
     @property
     def url(self) -> str:
@@ -389,3 +391,38 @@ def test_a_missing_api_key_stops_the_run_at_start(fake: _FakeSummarizer) -> None
     errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
     assert len(errors) == 1 and "no API key for the gateway: set DOCSUM_API_KEY" in errors[0]
     assert fake.count == 0  # not one request sent
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.parametrize("worker_key", ["worker-key", ""])
+def test_workers_keep_their_own_key_under_a_master_without_one(
+    tmp_path: Path, fake: _FakeSummarizer, worker_key: str
+) -> None:
+    """As in k8s/components/loadgen: the key is mounted on the workers only. The master's
+    options (no key) replace the worker's when the run starts; the worker still sends its own,
+    and a worker without one sends nothing."""
+    port = str(free_port())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSUM_API_KEY")}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--worker",
+         "--master-port", port],
+        cwd=ROOT, env={**env, "DOCSUM_API_KEY": worker_key}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        done = _run_locust(
+            ROOT, "-f", "loadtests/locustfile.py", "--master", "--master-bind-port", port,
+            "--expect-workers", "1", "--host", fake.url, "--routes", "summarize",
+            "--run-time", "3s", "--users", "2", "--spawn-rate", "2", "--page-dpi", "30",
+            env=env,
+        )  # fmt: skip
+        _, worker_log = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert "no API key on the master" in done.stderr
+    if worker_key:
+        assert fake.count > 0 and fake.keys == {"worker-key"}
+    else:
+        assert fake.count == 0 and "no API key for the gateway" in worker_log
