@@ -49,7 +49,8 @@ for req in project["dependencies"] + extras["ocr"] + extras["summarizer"]:
 PY
         )
         "${pip[@]}" "${needs[@]}" rapidfuzz
-        "${pip[@]}" --no-deps -e .
+        # The build backend from the system too: an offline machine has no index to build with.
+        "${pip[@]}" --no-deps --no-build-isolation -e .
     else
         say "torch $TORCH_VERSION (CUDA) and docsum[ocr,summarizer] from PyPI"
         "${pip[@]}" "torch==$TORCH_VERSION"
