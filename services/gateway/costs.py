@@ -47,10 +47,12 @@ async def bounded_upload(request: Request, gateway: Gateway) -> AsyncIterator[No
 def charge_pages(request: Request, gateway: Gateway, pages: int) -> None:
     """Take the tokens of a document's pages after the first from its key's bucket."""
     caller = getattr(request.state, "caller", None)
-    if pages <= 1 or caller is None:
-        return
     s = gateway.settings
-    wait_s = gateway.limiter.check(caller, pages - 1)
+    # A document of more pages than the burst costs the whole burst: a full bucket lets it in.
+    extra = min(pages, s.rate_limit_burst) - 1
+    if extra <= 0 or caller is None:
+        return
+    wait_s = gateway.limiter.check(caller, extra)
     if wait_s:
         metrics.RATE_LIMITED.inc()
         raise RateLimited(
