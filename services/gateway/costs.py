@@ -55,8 +55,9 @@ def charge_pages(request: Request, gateway: Gateway, pages: int) -> None:
     wait_s = gateway.limiter.check(caller, extra)
     if wait_s:
         metrics.RATE_LIMITED.inc()
+        counted = f"more than {s.rate_limit_burst}" if pages > s.rate_limit_burst else pages
         raise RateLimited(
-            f"the document has {pages} pages, and each page counts as one request against "
+            f"the document has {counted} pages, and each page counts as one request against "
             f"the rate limit of {s.rate_limit_rps:g} requests/s (burst {s.rate_limit_burst}); "
             f"retry in {wait_s} s",
             headers={"Retry-After": str(wait_s)},

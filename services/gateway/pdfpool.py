@@ -37,8 +37,6 @@ _WATCH_S = 0.05
 #: Seconds a worker has to close its document before it is stopped instead.
 _CLOSE_S = 5.0
 _POOLS: weakref.WeakSet[PdfPool] = weakref.WeakSet()
-#: Waits for stopped workers to exit (held here so they are not collected midway).
-_REAPING: set[asyncio.Task[int]] = set()
 
 
 def _rss(pid: int) -> int | None:
@@ -85,18 +83,18 @@ class _Worker:
     def rss(self) -> int:
         return 0 if self.stopped else (_rss(self.proc.pid) or 0)
 
-    def stop(self, reason: str) -> None:
-        """SIGKILL, counted by ``reason``; reaped in the background."""
+    def stop(self, reason: str | None) -> None:
+        """SIGKILL, counted by ``reason`` (None: the pool is closing); its pipes closed."""
         if self.stopped:
             return
         self.stopped = True
         if self.proc.returncode is None:
             self.proc.kill()
-            metrics.PDF_WORKERS_STOPPED.labels(reason).inc()
-            log.info("PDF worker stopped", extra={"reason": reason, "pid": self.proc.pid})
-        reaping = asyncio.ensure_future(self.proc.wait())
-        _REAPING.add(reaping)
-        reaping.add_done_callback(_REAPING.discard)
+            if reason is not None:
+                metrics.PDF_WORKERS_STOPPED.labels(reason).inc()
+                log.info("PDF worker stopped", extra={"reason": reason, "pid": self.proc.pid})
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()  # else its transport waits on the pipe, past the loop's end
 
     async def call(
         self, header: dict[str, Any], blob: bytes, *, what: str, timeout_s: float, max_rss: int
@@ -247,6 +245,8 @@ class PdfPool:
         self._slots = asyncio.Semaphore(workers)
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
+        #: Every worker started and not yet seen to exit.
+        self._started: set[_Worker] = set()
         _POOLS.add(self)
 
     def rss(self) -> int:
@@ -292,14 +292,15 @@ class PdfPool:
                 return worker
         worker = await _Worker.start()
         self._busy.add(worker)
+        self._started.add(worker)
+        reaped = asyncio.ensure_future(worker.proc.wait())
+        reaped.add_done_callback(lambda _: self._started.discard(worker))
         return worker
 
     async def aclose(self) -> None:
-        """Stop every worker."""
-        for worker in [*self._idle, *self._busy]:
-            worker.stopped = True
-            if worker.proc.returncode is None:
-                worker.proc.kill()
+        """Stop every worker and wait until each has exited."""
+        for worker in list(self._started):
+            worker.stop(None)
             await worker.proc.wait()
         self._idle.clear()
         self._busy.clear()

@@ -167,11 +167,15 @@ async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         app = build_app(settings, upstreams=upstreams)
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
         clients.append(client)
+        gateways.append(app.state.gateway)
         return Gateway(client, *fakes)
 
+    gateways: list[Any] = []
     yield make
     for client in clients:
         await client.aclose()
+    for gateway in gateways:  # its PDF worker processes, before this test's event loop ends
+        await gateway.aclose()
 
 
 def _png() -> bytes:
