@@ -50,6 +50,7 @@ bench: setup tesseract wrk ## the benchmarks behind bench/RESULTS.md (rendered a
 	$(PY) -m bench.summarize_speed
 	$(PY) -m bench.ocr_bench
 	$(PY) -m bench.gateway_overhead
+	$(PY) -m bench.hostile
 	$(PY) bench/render_results.py
 
 wrk: ## wrk (the load generator of the gateway's throughput figure) into .tools/wrk, no root
