@@ -263,6 +263,8 @@ def main() -> int:
         "command": "python -m bench.ocr_bench",
         "bootstrap": {"resamples": RESAMPLES, "seed": 0, "interval": "percentile 2.5-97.5"},
         "peers": {},
+        # Speeds are only comparable within a run, and only on a machine not busy with others.
+        "load_average_1min": {"before": round(os.getloadavg()[0], 2)},
     }
     engine = load_engine()
     readers: dict[str, Reader] = {"docsum": lambda kind, s: read_docsum(engine, kind, s)}
@@ -307,6 +309,7 @@ def main() -> int:
     if not args.skip_http:
         report["http"] = http_figures()
         print(f"http: {report['http']}", file=sys.stderr)
+    report["load_average_1min"]["after"] = round(os.getloadavg()[0], 2)
     save(args.out)
     partial.unlink(missing_ok=True)
     print(json.dumps(report, ensure_ascii=False))
