@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.services import ROOT, LiveService, start_gateway
 from tests.observability.prometheus import DASHBOARDS, RULES, PrometheusServer, start_prometheus
+from tests.support.services import ROOT, LiveService, start_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
