@@ -213,7 +213,7 @@ MERGE_KEYS = {
     "ports": "containerPort",
     "volumes": "name",
     "volumeMounts": "mountPath",
-    "imagePullSecrets": "name",
+    "imagePullSecrets": "name",  # pragma: allowlist secret
     "topologySpreadConstraints": "topologyKey",
 }
 
