@@ -14,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # imports every service's settings in a fresh interpreter (~10 s)
 @pytest.mark.parametrize("script", ["scripts/render_settings_docs.py", "bench/render_results.py"])
 def test_generated_doc_is_up_to_date(script: str) -> None:
     out = subprocess.run(
