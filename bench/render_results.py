@@ -108,7 +108,7 @@ def summarizer_quality() -> str:
             "## Summarizer quality",
             "",
             source(
-                "python bench/summarize_quality.py [--precision int8]",
+                "python -m bench.summarize_quality [--precision int8]",
                 "summarize_quality.json",
                 "summarize_quality_int8.json",
             ),
@@ -156,7 +156,7 @@ def summarizer_speed() -> str:
         [
             "## Summarizer speed",
             "",
-            source("python bench/summarize_speed.py", "summarize_speed.json"),
+            source("python -m bench.summarize_speed", "summarize_speed.json"),
             "`docsum summarize --jsonl` on the CNN/DM dev articles (model loaded and warm; the",
             "precisions in alternating rounds), then a real server: one "
             f"{d['article_words']}-word article at a time, and 16 concurrent clients.",
@@ -341,7 +341,7 @@ def gateway() -> str:
         [
             "## Gateway overhead",
             "",
-            source("python bench/gateway_overhead.py", "gateway_overhead.json")
+            source("python -m bench.gateway_overhead", "gateway_overhead.json")
             + (
                 f" Load average {m['load_average_1min_before']:g} before the run."
                 if "load_average_1min_before" in m

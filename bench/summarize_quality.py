@@ -1,6 +1,6 @@
 """ROUGE of docsum and lead-k on the shared dev files (bench/RESULTS.md's quality table).
 
-Usage: python bench/summarize_quality.py [--precision auto|int8|...] [--out FILE]
+Usage: python -m bench.summarize_quality [--precision auto|int8|...] [--out FILE]
 Reads ../shared/data/summarization; k is 3 for CNN/DM, 1 for XSum and SciTLDR, 6 for papers
 (CL-SciSumm, ScisummNet: papers whose body quotes the abstract are skipped).
 Beside each file's means: a 95 % bootstrap interval of docsum − lead-k over its documents
