@@ -51,7 +51,7 @@ bench: setup tesseract wrk ## the benchmarks behind bench/RESULTS.md (rendered a
 	$(PY) -m bench.ocr_bench
 	$(PY) -m bench.gateway_overhead
 	$(PY) -m bench.hostile
-	$(PY) bench/render_results.py
+	$(PY) -m bench.render_results
 
 wrk: ## wrk (the load generator of the gateway's throughput figure) into .tools/wrk, no root
 	bash scripts/install_wrk.sh

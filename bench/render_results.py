@@ -1,7 +1,7 @@
 """Render ``bench/RESULTS.md`` from ``bench/results/*.json``: the figures are never copied by hand.
 
-``python bench/render_results.py``          write bench/RESULTS.md
-``python bench/render_results.py --check``  exit 1 (with a diff) when it has drifted
+``python -m bench.render_results``          write bench/RESULTS.md
+``python -m bench.render_results --check``  exit 1 (with a diff) when it has drifted
 
 Each section names the command that wrote its JSON file. The targets are the project's; each
 is judged here, from the figures, so a verdict cannot disagree with its number.
@@ -9,17 +9,17 @@ is judged here, from the figures, so a verdict cannot disagree with its number.
 
 from __future__ import annotations
 
-import argparse
-import difflib
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scripts import generated
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 OUT = ROOT / "bench" / "RESULTS.md"
+COMMAND = "python -m bench.render_results"
 
 HEADER = """\
 # Benchmark results
@@ -34,7 +34,7 @@ by the servers and the load generator. Its speed drifts by tens of percent from 
 the next, so speed comparisons are made within one run (alternating rounds), never across runs.
 
 Re-run: `make bench` (quality, speed, OCR, gateway), `make fuzz`, `make soak`; then
-`python bench/render_results.py` and commit both. Why things are built the way these figures
+`python -m bench.render_results` and commit both. Why things are built the way these figures
 reflect, and what was tried and not kept: [docs/decisions.md](../docs/decisions.md).
 """
 
@@ -598,30 +598,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when bench/RESULTS.md drifted")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = OUT.read_text() if OUT.is_file() else ""
-        if current != text:
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True),
-                    text.splitlines(keepends=True),
-                    "bench/RESULTS.md (committed)",
-                    "bench/RESULTS.md (from bench/results)",
-                )
-            )
-            sys.stderr.write(
-                "bench/RESULTS.md is out of date: run `python bench/render_results.py`\n"
-            )
-            return 1
-        print("bench/RESULTS.md matches bench/results/*.json")
-        return 0
-    OUT.write_text(text)
-    print(f"wrote {OUT.relative_to(ROOT)}")
-    return 0
+    return generated.main(OUT, render, "bench/results/*.json", COMMAND, argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Render ``docs/settings.md`` from the services' Settings classes: the code is the one source.
 
-``python scripts/render_settings_docs.py``          write docs/settings.md
-``python scripts/render_settings_docs.py --check``  exit 1 (with a diff) when it has drifted
+``python -m scripts.render_settings_docs``          write docs/settings.md
+``python -m scripts.render_settings_docs --check``  exit 1 (with a diff) when it has drifted
 
 Each field becomes one environment variable: the class's ``env_prefix``, the field name,
 and for a nested model (``batch``, ``rank``, an upstream) ``__`` and the nested field's name,
@@ -14,12 +14,9 @@ Only the settings modules are imported (pydantic and numpy; no torch, no web fra
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import difflib
 import importlib
 import inspect
-import sys
 import types
 import typing
 from collections.abc import Iterator
@@ -30,8 +27,11 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from scripts import generated
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "settings.md"
+COMMAND = "python -m scripts.render_settings_docs"
 
 #: (service, module, class): one table each, in this order.
 SERVICES = [
@@ -55,7 +55,7 @@ On Kubernetes, a service's chart value `settings.<FIELD>` becomes its `DOCSUM_<S
 (see [deploy.md](deploy.md)).
 
 Source of each table: the class named under it; change the class, then run
-`python scripts/render_settings_docs.py`.
+`python -m scripts.render_settings_docs`.
 """
 
 
@@ -232,30 +232,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when docs/settings.md drifted")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = OUT.read_text() if OUT.is_file() else ""
-        if current != text:
-            sys.stdout.writelines(
-                difflib.unified_diff(
-                    current.splitlines(keepends=True),
-                    text.splitlines(keepends=True),
-                    "docs/settings.md (committed)",
-                    "docs/settings.md (from the code)",
-                )
-            )
-            sys.stderr.write(
-                "docs/settings.md is out of date: run `python scripts/render_settings_docs.py`\n"
-            )
-            return 1
-        sys.stdout.write("docs/settings.md matches the Settings classes\n")
-        return 0
-    OUT.write_text(text)
-    sys.stdout.write(f"wrote {OUT.relative_to(ROOT)}\n")
-    return 0
+    return generated.main(OUT, render, "the Settings classes", COMMAND, argv)
 
 
 if __name__ == "__main__":

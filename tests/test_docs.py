@@ -15,10 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow  # imports every service's settings in a fresh interpreter (~10 s)
-@pytest.mark.parametrize("script", ["scripts/render_settings_docs.py", "bench/render_results.py"])
+@pytest.mark.parametrize("script", ["scripts.render_settings_docs", "bench.render_results"])
 def test_generated_doc_is_up_to_date(script: str) -> None:
     out = subprocess.run(
-        [sys.executable, script, "--check"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", script, "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
