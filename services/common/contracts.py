@@ -1,5 +1,6 @@
-"""The bodies the summarizer and the gateway share: ``POST /v1/summarize`` (the gateway's
-``/api/v1/summarize`` forwards it as it is) and the model block of every service's answer.
+"""The bodies the services and the gateway share: ``POST /v1/summarize`` and ``POST /v1/ocr``
+(the gateway's ``/api/v1/summarize`` and ``/api/v1/ocr`` forward them as they are) and the
+model block of every service's answer.
 
 Only pydantic here: the gateway's image has no torch or numpy.
 """
@@ -36,4 +37,28 @@ class SentenceOut(BaseModel):
 class SummarizeResponse(BaseModel):
     summary: str = Field(description="The chosen sentences in document order, space-joined.")
     sentences: list[SentenceOut]
+    model: ModelOut
+
+
+class OCRLineOut(BaseModel):
+    text: str
+    confidence: float = Field(
+        description="The least sure character's probability, in [0, 1] (low: check this line)."
+    )
+    box: tuple[int, int, int, int] = Field(
+        description="x0, y0, x1, y1 in pixels of the uploaded page (after EXIF rotation)."
+    )
+
+
+class OCRPageOut(BaseModel):
+    number: int = Field(description="Page number from 1 (TIFF frames are pages).")
+    width: int
+    height: int
+    skew_deg: float = Field(0.0, description="Skew that was corrected before reading, degrees.")
+    lines: list[OCRLineOut] = Field(description="Text lines in reading order.")
+
+
+class OCRResponse(BaseModel):
+    text: str = Field(description="All lines, one per line; pages separated by a blank line.")
+    pages: list[OCRPageOut]
     model: ModelOut

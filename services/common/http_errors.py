@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -91,9 +92,10 @@ async def send_error(send: Send, exc: DocsumError) -> None:
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+def validation_message(errors: Sequence[Any]) -> str:
+    """Pydantic's errors as one line: ``field: why`` for the first five."""
     parts = []
-    for err in exc.errors()[:5]:
+    for err in errors[:5]:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
         parts.append(f"{loc}: {err.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"
@@ -118,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return JSONResponse(
-            error_body(InvalidInput.code, _validation_message(exc)), status_code=InvalidInput.status
+            error_body(InvalidInput.code, validation_message(exc.errors())), status_code=InvalidInput.status
         )
 
     async def on_http(_: Request, exc: Exception) -> JSONResponse:

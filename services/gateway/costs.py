@@ -60,7 +60,7 @@ def charge_pages(request: Request, gateway: Gateway, pages: int) -> None:
             f"the document has {counted} pages, and each page counts as one request against "
             f"the rate limit of {s.rate_limit_rps:g} requests/s (burst {s.rate_limit_burst}); "
             f"retry in {wait_s} s",
-            headers={"Retry-After": str(wait_s)},
+            headers={"Retry-After": str(wait_s), **gateway.limiter.headers(caller)},
         )
 
 

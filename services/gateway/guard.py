@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from starlette.routing import Match
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..common.errors import DocsumError, Forbidden, RateLimited, Unauthorized
 from ..common.http_errors import send_error
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "/api/"
 _PIN_HEADER = HEADER.lower().encode("latin-1")
+_RATELIMIT_LIMIT = b"ratelimit-limit"
 
 
 def _headers(scope: Scope) -> tuple[str | None, str | None]:
@@ -75,7 +76,24 @@ class ApiGuard:
             await self._refuse(scope, send, exc)
             return
         scope.setdefault("state", {})["caller"] = caller
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, self._with_quota(send, caller))
+
+    def _with_quota(self, send: Send, caller: str) -> Send:
+        """``send`` adding the caller's ``RateLimit-*`` headers to the answer (unless it has
+        them: a 429 of the page charge carries its own), so clients can pace themselves."""
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name == _RATELIMIT_LIMIT for name, _ in headers):
+                    headers += [
+                        (k.lower().encode("latin-1"), v.encode("latin-1"))
+                        for k, v in self.gateway.limiter.headers(caller).items()
+                    ]
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        return sending
 
     def _failed(self, scope: Scope, exc: Unauthorized) -> DocsumError:
         """The answer to a request without a valid key: 401, or 429 once its address has

@@ -34,6 +34,11 @@ class TokenBucket:
             return 0.0
         return (cost - self.tokens) / self.rate
 
+    def quota(self, now: float) -> tuple[int, int]:
+        """Whole tokens left now, and whole seconds until the bucket is full again."""
+        tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        return int(tokens), math.ceil((self.burst - tokens) / self.rate)
+
 
 class RateLimiter:
     """One :class:`TokenBucket` per caller name (the key's name in the keys file)."""
@@ -55,6 +60,17 @@ class RateLimiter:
             bucket = self._buckets[caller] = TokenBucket(self.rate, self.burst, self.burst, now)
         wait = bucket.take(now, min(cost, self.burst))
         return 0 if wait == 0.0 else max(1, math.ceil(wait))
+
+    def headers(self, caller: str) -> dict[str, str]:
+        """``RateLimit-Limit/Remaining/Reset`` (draft-ietf-httpapi-ratelimit-headers) for
+        ``caller``'s bucket as it is now: the burst, whole requests left, seconds to full."""
+        bucket = self._buckets.get(caller)
+        remaining, reset = (int(self.burst), 0) if bucket is None else bucket.quota(self._clock())
+        return {
+            "RateLimit-Limit": str(int(self.burst)),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(reset),
+        }
 
 
 class BodyBudget:

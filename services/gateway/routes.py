@@ -7,12 +7,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from ..common.contracts import SummarizeRequest, SummarizeResponse
+from ..common.contracts import OCRResponse, SummarizeRequest, SummarizeResponse
 from ..common.deadline import cancel_on_disconnect
-from ..common.errors import BadRequest, ClientDisconnected, UnsupportedMediaType
-from ..common.http_errors import ErrorBody
+from ..common.errors import BadRequest, ClientDisconnected, InvalidInput, UnsupportedMediaType
+from ..common.http_errors import ErrorBody, validation_message
 from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from .costs import bounded_upload, charge_pages, image_pages
 from .passthrough import forward_json, media_type, read_body
@@ -96,16 +97,14 @@ def _accepted(allowed: frozenset[str] | None) -> str:
 
 
 def _summary_params(fields: dict[str, str]) -> SummaryParams:
+    """The form's length fields, checked by the JSON /summarize's own model: the same
+    mistake gets the same 422 on every route."""
+    given = {k: fields[k] for k in ("max_sentences", "ratio") if fields.get(k)}
     try:
-        max_sentences = int(fields["max_sentences"]) if fields.get("max_sentences") else None
-        ratio = float(fields["ratio"]) if fields.get("ratio") else None
-    except ValueError:
-        raise BadRequest("max_sentences must be an integer and ratio a number") from None
-    if max_sentences is not None and not 1 <= max_sentences <= 1000:
-        raise BadRequest("max_sentences must be between 1 and 1000")
-    if ratio is not None and not 0 < ratio <= 1:
-        raise BadRequest("ratio must be in (0, 1]")
-    return SummaryParams(max_sentences, ratio)
+        checked = SummarizeRequest.model_validate({"text": "", **given}, strict=False)
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc.errors())) from None
+    return SummaryParams(checked.max_sentences, checked.ratio)
 
 
 async def current_gateway(request: Request) -> Gateway:
@@ -160,6 +159,7 @@ async def summarize(request: Request, gateway: GatewayDep) -> Response:
     operation_id="ocr",
     summary="Read the text of an image or a multi-page TIFF (the OCR service's /v1/ocr).",
     openapi_extra=_OCR_FORM,
+    responses={200: {"model": OCRResponse}},
 )
 async def ocr(request: Request, gateway: GatewayDep) -> Response:
     async with bounded_upload(request, gateway):

@@ -78,7 +78,7 @@ class Gateway:
             raise RateLimited(
                 f"rate limit of {self.settings.rate_limit_rps:g} requests/s "
                 f"(burst {self.settings.rate_limit_burst}) reached; retry in {wait_s} s",
-                headers={"Retry-After": str(wait_s)},
+                headers={"Retry-After": str(wait_s), **self.limiter.headers(caller)},
             )
         return caller
 

@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import APIRouter, FastAPI, File, Form, Request, UploadFile
 
 from ..common.batcher import DynamicBatcher
-from ..common.contracts import ModelOut
+from ..common.contracts import ModelOut, OCRLineOut, OCRPageOut, OCRResponse
 from ..common.deadline import DEADLINE_HEADER, budget, cancel_on_disconnect, within
 from ..common.errors import InvalidInput
 from ..common.health import Health
@@ -31,7 +31,6 @@ from .engine import Caller, LineJob, OCREngine, Page, PageCrops, document_text
 from .gpu import register_gpu_metrics
 from .intake import Limits, Plan, decode_page, plan_pages
 from .model.ctc import Decoded
-from .schemas import LineOut, OCRResponse, PageOut
 from .settings import OCRSettings
 
 T = TypeVar("T")
@@ -158,13 +157,13 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
         return OCRResponse(
             text=document_text(done),
             pages=[
-                PageOut(
+                OCRPageOut(
                     number=p.number,
                     width=p.width,
                     height=p.height,
                     skew_deg=p.skew_deg,
                     lines=[
-                        LineOut(text=ln.text, confidence=ln.confidence, box=ln.box)
+                        OCRLineOut(text=ln.text, confidence=ln.confidence, box=ln.box)
                         for ln in p.lines
                     ],
                 )

@@ -224,7 +224,25 @@ def test_pdf_limits_are_422_with_a_reason(gateway_service: LiveService) -> None:
         files={"file": ("x.pdf", make_pdf([ARTICLE]))},
         data={"ratio": "2"},
     )
-    assert r.status_code == 400 and "ratio" in r.json()["error"]["message"]
+    assert r.status_code == 422 and "ratio" in r.json()["error"]["message"]
+
+
+def test_one_mistake_gets_one_answer_on_every_route(gateway_service: LiveService) -> None:
+    # max_sentences=0: the JSON route (validated by the summarizer) and the upload route
+    # (validated by the gateway) answer the same status, code and field message.
+    answers = [
+        _post(gateway_service, "/api/v1/summarize", json={"text": TEXT, "max_sentences": 0}),
+        _post(
+            gateway_service,
+            "/api/v1/documents:summarize",
+            files={"file": ("x.pdf", make_pdf([ARTICLE]), "application/pdf")},
+            data={"max_sentences": "0"},
+        ),
+    ]
+    assert {r.status_code for r in answers} == {422}
+    assert {r.json()["error"]["code"] for r in answers} == {"invalid_input"}
+    messages = [r.json()["error"]["message"] for r in answers]
+    assert all("max_sentences: Input should be greater than or equal to 1" in m for m in messages)
 
 
 def test_probes_metrics_and_docs(gateway_service: LiveService) -> None:

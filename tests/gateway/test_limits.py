@@ -38,12 +38,18 @@ def strict_gateway(
 
 def test_rate_limit_is_429_with_retry_after(strict_gateway: LiveService) -> None:
     url = f"{strict_gateway.url}/api/v1/summarize"
-    codes = [httpx.post(url, json={"text": "x"}, headers=AUTH).status_code for _ in range(4)]
-    assert codes == [200, 200, 200, 429]  # the burst, then the rate: one per 2 s
+    answers = [httpx.post(url, json={"text": "x"}, headers=AUTH) for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]  # burst, then one per 2 s
+    # Every answer says the quota (RateLimit-* headers), the 429 too.
+    assert {r.headers["ratelimit-limit"] for r in answers} == {"3"}
+    remaining = [int(r.headers["ratelimit-remaining"]) for r in answers]
+    assert remaining[0] >= remaining[2] and remaining[3] == 0
     r = httpx.post(url, json={"text": "x"}, headers=AUTH)
     assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
     wait_s = int(r.headers["retry-after"])
     assert 1 <= wait_s <= 2
+    assert r.headers["ratelimit-remaining"] == "0"
+    assert wait_s <= int(r.headers["ratelimit-reset"]) <= 6  # full again: 3 tokens at 0.5/s
     time.sleep(wait_s + 0.1)  # a token is back when Retry-After says
     assert httpx.post(url, json={"text": "x"}, headers=AUTH).status_code == 200
     assert counter(strict_gateway, "docsum_gateway_rate_limited_total") == 2

@@ -51,6 +51,18 @@ def test_rate_limiter_is_per_caller_and_says_when_to_retry() -> None:
     assert limiter.check("a") == 0
 
 
+def test_rate_limit_headers_say_the_quota_left_and_when_it_is_full() -> None:
+    clock = Clock()
+    limiter = RateLimiter(rate=0.5, burst=2, clock=clock)
+    quota = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
+    assert [limiter.headers("new")[h] for h in quota] == ["2", "2", "0"]
+    limiter.check("a")
+    assert [limiter.headers("a")[h] for h in quota] == ["2", "1", "2"]
+    limiter.check("a")
+    clock.now += 1.0  # half a token back: none whole, 3 s to full
+    assert [limiter.headers("a")[h] for h in quota] == ["2", "0", "3"]
+
+
 # --- circuit breaker ------------------------------------------------------------------------
 
 

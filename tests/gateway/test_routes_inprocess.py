@@ -307,6 +307,23 @@ async def test_ocr_sends_the_image_as_a_form_and_passes_the_answer_on(
     assert b'name="mode"\r\n\r\nline' in call.body and b"image/png" in call.body
 
 
+async def test_openapi_documents_the_body_of_every_success(make_gateway: GatewayFactory) -> None:
+    gw = await make_gateway()
+    spec = (await gw.client.get("/openapi.json")).json()
+    expected = {
+        "/api/v1/summarize": "SummarizeResponse",
+        "/api/v1/ocr": "OCRResponse",
+        "/api/v1/documents:summarize": "DocumentSummary",
+    }
+    for path, model in expected.items():
+        ok = spec["paths"][path]["post"]["responses"]["200"]
+        assert ok["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{model}"
+        }
+    ocr_page = spec["components"]["schemas"]["OCRPageOut"]["properties"]
+    assert {"number", "width", "height", "lines"} <= set(ocr_page)
+
+
 async def test_ocr_refuses_pdfs_unknown_files_and_bodies_that_are_not_forms(
     make_gateway: GatewayFactory,
 ) -> None:
@@ -379,20 +396,25 @@ async def test_pdfs_that_cannot_be_read_are_422_before_any_upstream_call(
 
 
 @pytest.mark.parametrize(
-    ("data", "headers", "complaint"),
+    ("data", "headers", "status", "complaint"),
     [
-        ({"max_sentences": "0"}, {}, "between 1 and 1000"),
-        ({"ratio": "many"}, {}, "must be an integer and ratio a number"),
-        ({}, {"X-Docsum-Backend": "purple"}, "no upstream has a version 'purple'"),
+        ({"max_sentences": "0"}, {}, 422, "max_sentences: Input should be greater than"),
+        ({"max_sentences": "2.5"}, {}, 422, "max_sentences: Input should be a valid integer"),
+        ({"ratio": "many"}, {}, 422, "ratio: Input should be a valid number"),
+        ({}, {"X-Docsum-Backend": "purple"}, 400, "no upstream has a version 'purple'"),
     ],
 )
-async def test_bad_parameters_are_400_before_any_upstream_call(
-    make_gateway: GatewayFactory, data: dict[str, str], headers: dict[str, str], complaint: str
+async def test_bad_parameters_are_refused_before_any_upstream_call(
+    make_gateway: GatewayFactory,
+    data: dict[str, str],
+    headers: dict[str, str],
+    status: int,
+    complaint: str,
 ) -> None:
     gw = await make_gateway()
     files = {"file": ("page.png", _png(), "image/png")}
     r = await gw.post(DOCUMENTS, files=files, data=data, headers=headers)
-    assert r.status_code == 400 and complaint in r.json()["error"]["message"]
+    assert r.status_code == status and complaint in r.json()["error"]["message"]
     assert gw.ocr.calls == []
 
 
