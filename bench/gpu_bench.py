@@ -49,6 +49,7 @@ from PIL import Image
 from bench.gpu_inputs import Article, articles, pages, text_lines
 from docsum.ocr.engine import OCREngine, document_text
 from docsum.ocr.settings import OCRSettings
+from docsum.ocr.train.train import levenshtein
 from docsum.summarizer.settings import SummarizerSettings
 from docsum.summarizer.summarize import Summarizer, SummaryRequest
 from tests.support.services import LiveService, start_service
@@ -85,25 +86,6 @@ QUICK = Sizes(24, 2, 8, 24, 1, 8, 4, 16)
 
 
 # -- measuring ---------------------------------------------------------------------------------
-
-
-def levenshtein_py(a: str, b: str) -> int:
-    """Edit distance, a plain row DP: for a machine without rapidfuzz."""
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
-def levenshtein(a: str, b: str) -> int:
-    try:
-        from rapidfuzz.distance import Levenshtein
-    except ImportError:
-        return levenshtein_py(a, b)
-    return int(Levenshtein.distance(a, b))
 
 
 def cer(hyps: Sequence[str], refs: Sequence[str]) -> float:

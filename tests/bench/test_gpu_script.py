@@ -14,17 +14,18 @@ import pytest
 from rapidfuzz.distance import Levenshtein
 
 from bench import gpu_inputs
-from bench.gpu_bench import BATCHES, levenshtein_py, multipart
+from bench.gpu_bench import BATCHES, multipart
+from docsum.ocr.train.train import levenshtein
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_levenshtein_fallback_agrees_with_rapidfuzz() -> None:
+def test_the_training_edit_distance_agrees_with_rapidfuzz() -> None:
     rng = random.Random(0)
     for _ in range(200):
         a = "".join(rng.choice("abc ") for _ in range(rng.randint(0, 12)))
         b = "".join(rng.choice("abc ") for _ in range(rng.randint(0, 12)))
-        assert levenshtein_py(a, b) == Levenshtein.distance(a, b), (a, b)
+        assert levenshtein(a, b) == Levenshtein.distance(a, b), (a, b)
 
 
 def test_inputs_are_the_same_on_every_run() -> None:
