@@ -11,7 +11,6 @@ text layer. The whole folder stays well under 1 MB.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import sys
@@ -23,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.generated import main_many  # noqa: E402
 from tests.support.documents import bundled_font, encode, make_pdf  # noqa: E402
 
 OUT = ROOT / "examples"
@@ -138,24 +138,11 @@ def build() -> dict[str, bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--check", action="store_true", help="exit 1 if examples/ is not up to date")
-    args = p.parse_args(argv)
-    files = build()
-    if args.check:
-        stale = [
-            n
-            for n, data in files.items()
-            if not (OUT / n).is_file() or (OUT / n).read_bytes() != data
-        ]
-        if stale:
-            sys.stderr.write(f"examples/ is stale: {stale}; run scripts/make_examples.py\n")
-            return 1
-        return 0
-    OUT.mkdir(exist_ok=True)
-    for name, data in files.items():
-        (OUT / name).write_bytes(data)
-    return 0
+    def files() -> dict[Path, str | bytes]:
+        return {OUT / name: data for name, data in build().items()}
+
+    command = ".venv/bin/python scripts/make_examples.py"
+    return main_many("examples/", files, "scripts/make_examples.py", command, argv)
 
 
 if __name__ == "__main__":
