@@ -6,7 +6,9 @@ what this spec makes (tests/observability and ``make k8s-check`` run it). The JS
 Grafana loads: the chart's dashboard ConfigMaps read it, k8s/ is rendered from the chart.
 
 Conventions: services are told apart by the scrape's ``job`` label; per-service dashboards
-have a ``job`` variable filled from Prometheus (so a canary's own job shows up too). A panel
+have a ``job`` variable filled from Prometheus (so a canary's own job shows up too). Every
+dashboard has ``cluster`` and ``namespace`` variables and every series selector of every query
+filters on them (:func:`scoped`, applied to each target): two installs never mix. A panel
 that can only have data on a GPU says so in its description with :data:`GPU_TAG`;
 tests/observability checks that every other panel's queries return data on a live stack.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,14 @@ from typing import Any
 OUT = Path(__file__).resolve().parent.parent / "helm" / "docsum" / "files" / "dashboards"
 #: Marks a panel that has data only where NVML sees a GPU.
 GPU_TAG = "[requires: gpu]"
+#: Series of docsum's jobs only: a job name alone ("gateway") may be another app's too. The
+#: ServiceMonitors copy the pods' app.kubernetes.io/part-of; the local scrape config sets it.
+DOCSUM = 'app_kubernetes_io_part_of="docsum"'
 #: docsum's scrape jobs (app.kubernetes.io/component on Kubernetes, the same names locally).
-JOBS = 'job=~"gateway|ocr|summarizer"'
+JOBS = f'job=~"gateway|ocr|summarizer|worker", {DOCSUM}'
+#: What every series selector of every query is narrowed to (".*" also matches a series without
+#: the label, as on the local stack).
+SCOPE = 'cluster=~"$cluster", namespace=~"$namespace"'
 #: Not user traffic: probes and scrapes.
 PROBES = 'route!~"/livez|/readyz|/metrics"'
 DS = {"type": "prometheus", "uid": "${datasource}"}
@@ -31,8 +40,46 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 Panel = dict[str, Any]
 
 
+#: Series names in queries: recorded (level:metric:ops), docsum's own, and the scrape's.
+_SERIES = re.compile(
+    r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+|docsum_[a-z0-9_]+|process_[a-z0-9_]+|up|ALERTS"
+)
+_IDENT = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+#: Keywords followed by a list of label names (never series).
+_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+
+
+def scoped(expr: str) -> str:
+    """``expr`` with :data:`SCOPE` added to every series selector; constants
+    (``…:constant`` recording rules, which carry no namespace) are left as they are."""
+    out: list[str] = []
+    i = 0
+    while i < len(expr):
+        m = _IDENT.match(expr, i)
+        if expr[i] == '"':
+            end = expr.index('"', i + 1) + 1
+        elif m and m.group() in _LABEL_LISTS and "(" in expr[m.end() : m.end() + 2]:
+            end = expr.index(")", m.end()) + 1
+        elif m and _SERIES.fullmatch(m.group()) and not m.group().endswith(":constant"):
+            end, matchers = m.end(), SCOPE
+            if expr.startswith("{", end):
+                close = expr.index("}", end)
+                matchers = f"{expr[end + 1 : close]}, {SCOPE}"
+                end = close + 1
+            out.append(f"{m.group()}{{{matchers}}}")
+            i = end
+            continue
+        elif m:
+            end = m.end()
+        else:
+            end = i + 1
+        out.append(expr[i:end])
+        i = end
+    return "".join(out)
+
+
 def target(expr: str, legend: str = "", ref: str = "A", **extra: Any) -> dict[str, Any]:
-    return {"datasource": DS, "expr": expr, "legendFormat": legend, "refId": ref, **extra}
+    return {"datasource": DS, "expr": scoped(expr), "legendFormat": legend, "refId": ref, **extra}
 
 
 def _targets(queries: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -189,6 +236,27 @@ def _query_var(name: str, label: str, query: str, multi: bool = True) -> dict[st
     }
 
 
+def _scope_vars() -> list[dict[str, Any]]:
+    """$cluster and $namespace: one of each, or All (".*", which also matches no label at all:
+    a single cluster without a `cluster` label, the local stack without namespaces)."""
+    out = []
+    for name, label, query in (
+        ("cluster", "Cluster", f"label_values(up{{{JOBS}}}, cluster)"),
+        ("namespace", "Namespace", f'label_values(up{{{JOBS}, cluster=~"$cluster"}}, namespace)'),
+    ):
+        var = _query_var(name, label, query, multi=False)
+        var.update(includeAll=True, allValue=".*")
+        out.append(var)
+    return out
+
+
+def _job_var(service: str) -> dict[str, Any]:
+    """$job: the service's jobs (a canary's own job shows up too) in the chosen scope."""
+    return _query_var(
+        "job", "Service", f'label_values(up{{job=~"{service}.*", {DOCSUM}, {SCOPE}}}, job)'
+    )
+
+
 def dashboard(
     uid: str, title: str, description: str, panels: list[Panel], variables: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -225,7 +293,7 @@ def dashboard(
             }
         ],
         "annotations": {"list": []},
-        "templating": {"list": [datasource_var, *variables]},
+        "templating": {"list": [datasource_var, *_scope_vars(), *variables]},
         "panels": _layout(panels),
     }
 
@@ -371,7 +439,7 @@ def batcher_panels(model_hint: str) -> list[Panel]:
 
 
 def process_panels() -> list[Panel]:
-    sel = 'job=~"$job"'
+    sel = f'job=~"$job", {DOCSUM}'
     return [
         row("Process"),
         timeseries(
@@ -390,7 +458,7 @@ def process_panels() -> list[Panel]:
         ),
         table(
             "Model versions",
-            f"job_name_version_device:docsum_model_info:count{{{sel}}}",
+            'job_name_version_device:docsum_model_info:count{job=~"$job"}',
             "Replicas per model name, version and device (docsum_model_info).",
             w=8,
             h=8,
@@ -641,7 +709,7 @@ def ocr() -> dict[str, Any]:
         "docsum / OCR",
         "The OCR service: pages and lines, latency, the line batcher, GPU.",
         panels,
-        [_query_var("job", "Service", 'label_values(up{job=~"ocr.*"}, job)')],
+        [_job_var("ocr")],
     )
 
 
@@ -700,7 +768,7 @@ def summarizer() -> dict[str, Any]:
         "docsum / Summarizer",
         "The summarizer: documents/s, stages (split, embed, rank), latency, the batcher.",
         panels,
-        [_query_var("job", "Service", 'label_values(up{job=~"summarizer.*"}, job)')],
+        [_job_var("summarizer")],
     )
 
 
@@ -884,14 +952,17 @@ def gateway() -> dict[str, Any]:
         "The public API: routes, refusals, upstream calls, and canary against stable.",
         panels,
         [
-            _query_var("job", "Service", 'label_values(up{job=~"gateway.*"}, job)'),
+            _job_var("gateway"),
             _query_var(
-                "upstream", "Upstream", "label_values(docsum_upstream_requests_total, upstream)"
+                "upstream",
+                "Upstream",
+                f"label_values(docsum_upstream_requests_total{{{SCOPE}}}, upstream)",
             ),
             _query_var(
                 "version",
                 "Version",
-                'label_values(docsum_upstream_requests_total{upstream=~"$upstream"}, version)',
+                "label_values(docsum_upstream_requests_total"
+                f'{{upstream=~"$upstream", {SCOPE}}}, version)',
             ),
         ],
     )

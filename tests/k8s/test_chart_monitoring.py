@@ -64,3 +64,20 @@ def test_a_cluster_without_the_crds_fails_with_what_to_install(value: str) -> No
     assert served.returncode == 0, served.stderr
     offline = template(*on)
     assert offline.returncode == 0, offline.stderr
+
+
+def test_scraped_series_carry_the_label_that_tells_docsum_s_jobs_from_other_apps() -> None:
+    """job="gateway" may be anyone's: the ServiceMonitors copy part-of from pods that carry
+    it (app_kubernetes_io_part_of="docsum", what the rules and dashboards match `up` on)."""
+    objs = kr.helm_template(kr.values_for(["monitoring"], {}))
+    pods = {
+        o["metadata"]["labels"]["app.kubernetes.io/component"]: o["spec"]["template"]
+        for o in objs
+        if o["kind"] in kr.WORKLOAD_KINDS
+    }
+    monitors = [o for o in objs if o["kind"] == "ServiceMonitor"]
+    assert monitors
+    for sm in monitors:
+        assert "app.kubernetes.io/part-of" in sm["spec"]["podTargetLabels"]
+        component = sm["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"]
+        assert pods[component]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "docsum"

@@ -88,7 +88,8 @@ def start_prometheus(
         if name == "prometheus":
             job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"]}]
         elif name in targets:
-            job["static_configs"] = [{"targets": [targets[name]]}]
+            # the target moves; its labels (app_kubernetes_io_part_of) stay
+            job["static_configs"] = [{**job["static_configs"][0], "targets": [targets[name]]}]
         else:
             continue
         jobs.append(job)

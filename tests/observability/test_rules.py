@@ -225,3 +225,93 @@ def test_every_series_in_rules_and_dashboards_is_exported_or_recorded() -> None:
 def test_promtool_test_files_load_the_shipped_rules(path: Path) -> None:
     files = yaml.safe_load(path.read_text())["rule_files"]
     assert [(path.parent / f).resolve() for f in files] == [RULES.resolve()]
+
+
+#: Series names as queries use them: recorded (level:metric:ops), docsum's own, the scrape's.
+_SERIES = r"[a-z_]+:[a-z0-9_]+:[a-z0-9_]+|docsum_[a-z0-9_]+|process_[a-z0-9_]+|up|ALERTS"
+SCOPE = ('cluster=~"$cluster"', 'namespace=~"$namespace"')
+
+
+def selectors(expr: str) -> list[tuple[str, str]]:
+    """(series name, its matchers) of every series selector in a PromQL ``expr``."""
+    # Blank what holds no series (strings, label lists: by (...), on (...)), keeping positions.
+    masked = re.sub(r'"[^"]*"', lambda m: '"' + "x" * (len(m.group()) - 2) + '"', expr)
+    masked = re.sub(
+        r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)",
+        lambda m: " " * len(m.group()),
+        masked,
+    )
+    out = []
+    for m in re.finditer(rf"(?<![\w:])({_SERIES})(?![\w:(])(\{{[^}}]*\}})?", masked):
+        out.append((m.group(1), expr[m.start(2) : m.end(2)] if m.group(2) else ""))
+    return out
+
+
+def test_selectors_finds_every_series_of_a_query() -> None:
+    expr = (
+        'sum by (upstream) (rate(docsum_x_total{a="up"}[5m])) / ignoring (version) '
+        "group_left () a:docsum_y:rate5m and on (route) up"
+    )
+    assert selectors(expr) == [
+        ("docsum_x_total", '{a="up"}'),
+        ("a:docsum_y:rate5m", ""),
+        ("up", ""),
+    ]
+
+
+def test_every_dashboard_query_filters_on_cluster_and_namespace() -> None:
+    """Two installs (clusters, namespaces) never mix in a panel: each dashboard has $cluster and
+    $namespace, and every series selector of every query (constants aside) filters on both."""
+    for path in DASHBOARD_FILES:
+        d = json.loads(path.read_text())
+        names = [v["name"] for v in d["templating"]["list"]]
+        assert names[1:3] == ["cluster", "namespace"], f"{path.name}: {names}"
+        exprs = [t["expr"] for p in panels(d) for t in p["targets"]]
+        exprs += [v["definition"] for v in d["templating"]["list"][3:] if v.get("definition")]
+        for expr in exprs:
+            found = selectors(expr)
+            assert found, expr
+            for name, matchers in found:
+                if name.endswith(":constant"):
+                    continue
+                assert all(m in matchers for m in SCOPE), f"{path.name}: {name}{matchers}"
+
+
+def _aggregations(expr: str) -> list[str]:
+    return re.findall(r"\b(?:sum|max|min|avg|count) by \(([^)]*)\)", expr)
+
+
+def test_recording_rules_and_alerts_keep_cluster_and_namespace() -> None:
+    """Two installs' series stay apart: every aggregation keeps cluster and namespace, and every
+    vector match of two docsum series matches on them."""
+    for group in rule_groups():
+        for r in group["rules"]:
+            expr = r["expr"]
+            for labels in _aggregations(expr):
+                kept = {x.strip() for x in labels.split(",")}
+                assert {"cluster", "namespace"} <= kept, f"{r.get('record', r.get('alert'))}"
+            for labels in re.findall(r"\band on \(([^)]*)\)", expr):
+                kept = {x.strip() for x in labels.split(",")}
+                assert {"cluster", "namespace"} <= kept, r.get("alert")
+
+
+def test_series_that_are_not_docsum_s_own_are_matched_as_docsum_s() -> None:
+    """`up` and process_* of a job named gateway may be another app's: rules and dashboards
+    match them on app_kubernetes_io_part_of="docsum" too (the local scrape config sets it)."""
+    exprs = [r["expr"] for g in rule_groups() for r in g["rules"]]
+    for path in DASHBOARD_FILES:
+        d = json.loads(path.read_text())
+        exprs += [t["expr"] for p in panels(d) for t in p["targets"]]
+        exprs += [v["definition"] for v in d["templating"]["list"] if v.get("definition")]
+    checked = 0
+    for expr in exprs:
+        for name, matchers in selectors(expr):
+            if name == "up" or name.startswith("process_"):
+                checked += 1
+                assert 'app_kubernetes_io_part_of="docsum"' in matchers, expr
+    assert checked >= 8
+    config = yaml.safe_load(CONFIG.read_text())
+    for job in config["scrape_configs"]:
+        if job["job_name"] != "prometheus":
+            labels = job["static_configs"][0].get("labels", {})
+            assert labels.get("app_kubernetes_io_part_of") == "docsum", job["job_name"]
