@@ -7,14 +7,17 @@ Format (shared with the Kubernetes manifests, a ConfigMap there)::
      "summarizer": [{"url": "http://docsum-summarizer:8082", "version": "stable", "weight": 100}]}
 
 A version's weight is the sum of its backends' weights: traffic splits between versions by
-weight (90/10 is a canary, 0/100 a blue/green flip), then between the replicas of the chosen
-version by least outstanding requests.
+weight (90/10 is a canary, 0/100 a blue/green flip), then between the endpoints of the chosen
+version by least outstanding requests. A URL's endpoints are the addresses its host resolves
+to (``resolve.py``): one per ready pod for a headless Service's name, so the gateway balances,
+retries and breaks circuits per pod; one for a ClusterIP Service or an IP literal.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -23,7 +26,8 @@ UPSTREAMS = ("ocr", "summarizer")
 
 
 class BackendSpec(BaseModel):
-    """One replica (or one Kubernetes Service) of an upstream."""
+    """A URL serving one version of an upstream: a replica, or a Kubernetes Service (a
+    headless one's name stands for all of its pods)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,7 +40,14 @@ class BackendSpec(BaseModel):
     def _http_url(cls, url: str) -> str:
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"{url!r} is not an http(s) URL")
+        if not urlsplit(url).hostname:
+            raise ValueError(f"{url!r} has no host")
         return url.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        """The URL's host (lower case, no brackets): the name resolved into endpoints."""
+        return urlsplit(self.url).hostname or ""
 
 
 class BackendsConfigError(ValueError):

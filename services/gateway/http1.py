@@ -170,14 +170,16 @@ class Http1Transport(httpx.AsyncBaseTransport):
         target: str,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
+        authority: str | None = None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """One request on a pooled connection: (status, headers, body) of the answer.
 
-        ``headers`` are sent as given, plus Host and Content-Length.
+        ``headers`` are sent as given, plus Host (``authority``, else ``host:port``) and
+        Content-Length.
         """
         key = (host, port)
         head = [
-            f"{method} {target} HTTP/1.1\r\nhost: {host}:{port}\r\n".encode(),
+            f"{method} {target} HTTP/1.1\r\nhost: {authority or f'{host}:{port}'}\r\n".encode(),
             *(b"%s: %s\r\n" % (name, value) for name, value in headers),
             b"content-length: %d\r\n\r\n" % len(body),
         ]

@@ -1,7 +1,10 @@
 """The gateway's own metrics (the kit's HTTP metrics come on top).
 
 Upstream metrics are labelled by ``upstream`` and ``version`` — never by backend URL — so a
-canary is judged against stable with a handful of series however many replicas run.
+canary is judged against stable with a handful of series however many replicas run. The one
+exception, ``docsum_upstream_endpoint_circuit_open``, names the endpoint (a pod's address): it
+has one series per endpoint in use, removed when the endpoint leaves, so its cardinality is
+the number of pods now, not of every pod that ever ran.
 """
 
 from __future__ import annotations
@@ -30,6 +33,24 @@ UPSTREAM_CIRCUIT_OPEN = Gauge(
     "docsum_upstream_circuit_open",
     "1 while the circuit of at least one backend of this upstream version is open, else 0.",
     ["upstream", "version"],
+)
+UPSTREAM_ENDPOINTS = Gauge(
+    "docsum_upstream_endpoints",
+    "Endpoints of this upstream version (the addresses its backend URLs resolve to: one per "
+    "pod behind a headless Service), by circuit: closed, or open (open or half-open).",
+    ["upstream", "version", "circuit"],
+)
+UPSTREAM_ENDPOINT_CIRCUIT_OPEN = Gauge(
+    "docsum_upstream_endpoint_circuit_open",
+    "1 while this endpoint's circuit is open or half-open, else 0; the series is removed "
+    "when the endpoint leaves (its pod is gone from DNS).",
+    ["upstream", "version", "endpoint"],
+)
+UPSTREAM_RESOLVE_ERRORS = Counter(
+    "docsum_upstream_resolve_errors_total",
+    "Resolutions of a backend URL's host that failed, timed out or came back empty (its last "
+    "good addresses are kept).",
+    ["upstream"],
 )
 RATE_LIMITED = Counter(
     "docsum_gateway_rate_limited_total",

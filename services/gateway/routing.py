@@ -1,20 +1,22 @@
-"""Which backend serves a call: the routing table, the version, the replica.
+"""Which backend serves a call: the routing table, the version, the endpoint.
 
-A call's version is drawn by weight among the versions with a backend whose circuit lets
+A call's version is drawn by weight among the versions with an endpoint whose circuit lets
 calls through (90/10 is a canary, 0/100 a blue/green flip), or is the one pinned by
 ``X-Docsum-Backend`` (one of weight 0 only by the keys allowed to: the gateway's guard checks).
-Its replica is the one with the fewest requests in flight: round-robin would pile long OCR
-requests onto one replica.
+A version's endpoints are the addresses its backend URLs resolve to (``resolve.py``: one per
+pod behind a headless Service, one for a ClusterIP Service or an IP literal); its call goes to
+the endpoint with the fewest requests in flight: round-robin would pile long OCR requests onto
+one pod.
 
-The table is replaced whole when the backends file changes. A request keeps the
-:class:`Backend` it picked until it ends, and backends carry over by (url, version), so
-in-flight counts and circuit states survive a reload.
+The table is replaced whole when the backends file changes or a host's addresses do. A request
+keeps the :class:`Backend` it picked until it ends, and endpoints carry over by (url, version,
+address), so in-flight counts and circuit states survive a reload or a pod joining.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -26,7 +28,12 @@ from .breaker import CircuitBreaker
 
 @dataclass(eq=False)
 class Backend:
-    """One replica: its URL, version, circuit, and what the gateway knows of it now."""
+    """One endpoint of a backend URL: its version, circuit, and what the gateway knows of it.
+
+    ``ip`` is the address connected to (a pod's, a ClusterIP's); None before the URL's host
+    first resolved, when the host itself is connected to by name. Requests carry the URL's
+    host as their Host header (and TLS server name) either way.
+    """
 
     url: str
     version: str
@@ -35,13 +42,28 @@ class Backend:
     #: The last readiness probe: True/False, None before the first one.
     ready: bool | None = None
     probe_error: str = ""
-    #: (host, port, base path), taken apart once for the plain-HTTP pool; None for https.
+    ip: str | None = None
+    #: (address, port, base path), taken apart once for the plain-HTTP pool; None for https.
     address: tuple[str, int, str] | None = field(init=False, default=None)
+    #: The URL's ``host[:port]``: the Host header.
+    authority: str = field(init=False, default="")
+    #: The URL's host: the TLS server name (https).
+    hostname: str = field(init=False, default="")
+    #: The base URL to send https requests to (the address in place of the host).
+    target: str = field(init=False, default="")
+    #: ``address:port`` (``host:port`` before resolution): the endpoint in logs and metrics.
+    endpoint: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
         url = httpx.URL(self.url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        connect = self.ip or url.host
+        self.authority = url.netloc.decode("ascii")
+        self.hostname = url.host
+        self.target = str(url.copy_with(host=self.ip)) if self.ip else self.url
+        self.endpoint = f"[{connect}]:{port}" if ":" in connect else f"{connect}:{port}"
         if url.scheme == "http":
-            self.address = (url.host, url.port or 80, url.path.rstrip("/"))
+            self.address = (connect, port, url.path.rstrip("/"))
 
 
 @dataclass
@@ -57,15 +79,20 @@ class Routes:
         specs: list[BackendSpec],
         previous: Routes,
         new_breaker: Callable[[], CircuitBreaker],
+        addresses: Callable[[str], Sequence[str] | None] = lambda host: None,
     ) -> Routes:
-        """The table for ``specs``; backends already in ``previous`` are kept as they are."""
-        known = {(b.url, b.version): b for b in previous.backends}
+        """The table for ``specs``, one endpoint per address of each URL's host
+        (``addresses(host)``; None: the host, by name); endpoints already in ``previous``
+        are kept as they are."""
+        known = {(b.url, b.version, b.ip): b for b in previous.backends}
         routes = cls()
         for spec in specs:
-            backend = known.get((spec.url, spec.version)) or Backend(
-                spec.url, spec.version, new_breaker()
-            )
-            routes.versions.setdefault(spec.version, []).append(backend)
+            group = routes.versions.setdefault(spec.version, [])
+            for ip in addresses(spec.host) or (None,):
+                backend = known.get((spec.url, spec.version, ip)) or Backend(
+                    spec.url, spec.version, new_breaker(), ip=ip
+                )
+                group.append(backend)
             routes.weights[spec.version] = routes.weights.get(spec.version, 0.0) + spec.weight
         return routes
 
@@ -101,7 +128,7 @@ def choose_version(
 
 
 def pick_backend(backends: list[Backend], tried: set[int], rng: random.Random) -> Backend | None:
-    """The replica with the fewest requests in flight among those whose circuit lets calls
+    """The endpoint with the fewest requests in flight among those whose circuit lets calls
     through; ones not yet tried and not known unready come first; ties are broken at random."""
     usable = [b for b in backends if b.breaker.available()]
     if not usable:
@@ -113,7 +140,7 @@ def pick_backend(backends: list[Backend], tried: set[int], rng: random.Random) -
 
 
 class Router:
-    """One upstream's routing table, and the choice of a version and a replica per call."""
+    """One upstream's routing table, and the choice of a version and an endpoint per call."""
 
     def __init__(
         self, name: str, breaker_failures: int, breaker_open_s: float, rng: random.Random
@@ -124,12 +151,17 @@ class Router:
         self._breaker_open_s = breaker_open_s
         self._rng = rng
 
-    def apply(self, specs: list[BackendSpec]) -> None:
-        """Swap in a new table; backends with the same (url, version) carry over."""
+    def apply(
+        self,
+        specs: list[BackendSpec],
+        addresses: Callable[[str], Sequence[str] | None] = lambda host: None,
+    ) -> None:
+        """Swap in a new table (see :meth:`Routes.from_specs`)."""
         self.routes = Routes.from_specs(  # one assignment: a request sees the old or the new
             specs,
             self.routes,
             lambda: CircuitBreaker(self._breaker_failures, self._breaker_open_s),
+            addresses,
         )
 
     def version(self, routes: Routes, pin: str | None) -> str:
@@ -149,7 +181,7 @@ class Router:
         return version
 
     def replica(self, group: list[Backend], tried: set[int]) -> Backend | None:
-        """The backend of ``group`` for the next attempt (see :func:`pick_backend`)."""
+        """The endpoint of ``group`` for the next attempt (see :func:`pick_backend`)."""
         return pick_backend(group, tried, self._rng)
 
     def circuits_open(self, which: str, **details: str) -> UpstreamUnavailable:

@@ -39,6 +39,16 @@ class UpstreamSettings(BaseModel):
     #: Seconds an idle keep-alive connection is reused; below the backends' own idle timeout
     #: (uvicorn closes idle connections after 5 s).
     keepalive_expiry_s: float = Field(4.0, ge=0)
+    #: Seconds between resolutions of each backend URL's host into its addresses (a headless
+    #: Service's name gives one per ready pod), each balanced, retried and circuit-broken on
+    #: its own; a connection error asks again at once. 0: no resolution, one endpoint per URL
+    #: connected to by name.
+    resolve_interval_s: float = Field(5.0, ge=0)
+    #: Seconds one resolution may take; past it, or on an error, the last good addresses stay.
+    resolve_timeout_s: float = Field(2.0, gt=0)
+    #: A file of ``<address> <name>...`` lines (the /etc/hosts format) read before DNS, again
+    #: when it changes: a name listed there resolves to every address listed for it.
+    resolve_hosts_file: Path | None = None
 
 
 class GatewaySettings(ServiceSettings):

@@ -3,7 +3,8 @@
 ``http://`` backends go through :class:`~.http1.Http1Transport` (the lean pool for our own
 services); ``https://`` ones through httpx's transport. Both are called directly, not through
 ``httpx.AsyncClient``: its cookie, redirect and auth layers do nothing for these calls and
-cost CPU on every one.
+cost CPU on every one. Both connect to the endpoint's address (pools are per address, so per
+pod) and send the URL's host as Host and as the TLS server name, as a call by name would.
 """
 
 from __future__ import annotations
@@ -76,13 +77,15 @@ class PooledTransport:
     ) -> Answer:
         if backend.address is not None:
             host, port, base = backend.address
-            return await self._http.send(method, host, port, base + path, headers, content)
+            return await self._http.send(
+                method, host, port, base + path, headers, content, authority=backend.authority
+            )
         request = httpx.Request(
             method,
-            backend.url + path,
+            backend.target + path,
             content=content,
-            headers=headers,
-            extensions=self._timeouts,
+            headers=[(b"host", backend.authority.encode("ascii")), *headers],
+            extensions={**self._timeouts, "sni_hostname": backend.hostname},
         )
         response = await self._https.handle_async_request(request)
         try:
