@@ -15,6 +15,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor loadtest tesseract wrk
+.PHONY: redis
 .PHONY: container-engine images e2e
 
 help: ## list the targets
@@ -29,10 +30,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP) ## create .venv and install everything (idempotent)
 
-run: setup ## start gateway :8080, ocr :8081, summarizer :8082 on 127.0.0.1 (Ctrl-C stops all)
+run: setup redis ## gateway :8080, ocr :8081, summarizer :8082, worker :8083, Redis (Ctrl-C stops all)
 	$(VENV)/bin/docsum up
 
-test: setup k8s-check ## the whole suite (k8s-check first)
+test: setup k8s-check redis ## the whole suite (k8s-check first)
 	$(PY) -m pytest -q
 
 test-fast: setup ## unit tests only (no real servers, no model)
@@ -55,6 +56,9 @@ bench: setup tesseract wrk ## the benchmarks behind bench/RESULTS.md (rendered a
 
 wrk: ## wrk (the load generator of the gateway's throughput figure) into .tools/wrk, no root
 	bash scripts/install_wrk.sh
+
+redis: ## Redis 7.0 (the async jobs' queue and store) into .tools/redis, no root
+	bash scripts/install_redis.sh
 
 tesseract: ## Tesseract 5.3 (the OCR peer of the benchmarks) into .tools/tesseract, no root
 	bash scripts/install_tesseract.sh

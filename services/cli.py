@@ -26,6 +26,7 @@ SERVICES: dict[str, tuple[str, str]] = {
         "docsum.summarizer.settings:SummarizerSettings",
     ),
     "gateway": ("docsum.gateway.app:build_app", "docsum.gateway.settings:GatewaySettings"),
+    "worker": ("docsum.jobs.app:build_app", "docsum.jobs.settings:WorkerSettings"),
 }
 
 #: The commands a gateway can serve (client mode).
@@ -39,7 +40,7 @@ examples (files from the repository's examples/):
   docsum summarize examples/news.txt --max-sentences 2
   docsum summarize --jsonl examples/news.jsonl > summaries.jsonl
   docsum ocr examples/page.png
-  docsum up                                  # the three services on 127.0.0.1
+  docsum up                                  # the services (and Redis) on 127.0.0.1
   docsum --url http://127.0.0.1:8080 --api-key KEY document examples/scan-2pages.pdf
 
 client mode: with --url (or DOCSUM_URL), summarize, ocr and document call that gateway

@@ -1,8 +1,10 @@
 """``docsum up`` / ``make run``: the services as child processes on 127.0.0.1.
 
 Each child is ``docsum serve <name>`` with its own environment prefix; their JSON logs go to
-this terminal. Ctrl-C (or SIGTERM) stops them all: SIGTERM first so they drain, SIGKILL for
-any still running after the grace period. If one child dies, the others are stopped too.
+this terminal. With the worker, a Redis server from ``.tools/redis`` (``make redis``) runs
+too, its data in ``.runs/redis``; without one installed, the async routes are off. Ctrl-C
+(or SIGTERM) stops them all: SIGTERM first so they drain (Redis last), SIGKILL for any
+still running after the grace period. If one child dies, the others are stopped too.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ log = logging.getLogger(__name__)
 GRACE_S = 30.0
 #: Each service's probe listener (/livez, /readyz with its reasons, /metrics) when it runs on
 #: its usual port: that port + 1000.
-PROBE_PORTS = {"gateway": 9080, "ocr": 9081, "summarizer": 9082}
+PROBE_PORTS = {"gateway": 9080, "ocr": 9081, "summarizer": 9082, "worker": 9083}
+#: The local Redis of the async jobs (not 6379: a developer's own Redis may be there).
+REDIS_PORT = 6383
 #: Where a local run keeps what it generates (git-ignored).
 RUNS = Path(".runs")
 
@@ -71,6 +75,25 @@ def probe_env(env: dict[str, str], services: list[str]) -> dict[str, str]:
     return env
 
 
+def jobs_env(env: dict[str, str], runs: Path = RUNS) -> tuple[dict[str, str], list[str] | None]:
+    """The gateway and the worker pointed at the local Redis, and the command starting it;
+    None when it is not installed (or the environment names a Redis of its own)."""
+    from .jobs.redis_server import REDIS_SERVER, server_command
+
+    env = dict(env)
+    command = None
+    if not env.get("DOCSUM_GATEWAY_REDIS_URL"):
+        if not REDIS_SERVER.exists():
+            return env, None
+        (runs / "redis").mkdir(parents=True, exist_ok=True)
+        command = server_command(REDIS_SERVER, REDIS_PORT, runs / "redis")
+        env["DOCSUM_GATEWAY_REDIS_URL"] = f"redis://127.0.0.1:{REDIS_PORT}/0"
+    env.setdefault("DOCSUM_WORKER_REDIS_URL", env["DOCSUM_GATEWAY_REDIS_URL"])
+    if env.get("DOCSUM_GATEWAY_BACKENDS_FILE"):
+        env.setdefault("DOCSUM_WORKER_BACKENDS_FILE", env["DOCSUM_GATEWAY_BACKENDS_FILE"])
+    return env, command
+
+
 def run_stack(services: list[str]) -> int:
     """Start ``services``, wait for Ctrl-C or a child's exit, stop the rest; the exit code."""
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -85,7 +108,21 @@ def run_stack(services: list[str]) -> int:
     env = os.environ.copy()
     if "gateway" in services:
         env = gateway_env(env)
+    redis_command = None
+    if "worker" in services:
+        env, redis_command = jobs_env(env)
+        if redis_command is None and not env.get("DOCSUM_WORKER_REDIS_URL"):
+            from .jobs.redis_server import INSTALL_HINT
+
+            log.warning(
+                f"Redis is not installed: running without async jobs; install it with "
+                f"{INSTALL_HINT}"
+            )
+            services = [name for name in services if name != "worker"]
     env = probe_env(env, services)
+    if redis_command is not None:
+        children["redis"] = subprocess.Popen(redis_command, env=env, start_new_session=True)
+        log.info("started", extra={"child": "redis", "pid": children["redis"].pid})
     for name in services:
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "docsum.cli", "serve", name],
@@ -101,6 +138,16 @@ def run_stack(services: list[str]) -> int:
                 code = proc.returncode or 1
                 stopping = True
         time.sleep(0.2)
+    redis = children.pop("redis", None)  # stopped last: the worker drains into it
+    _stop(children)
+    if redis is not None:
+        _stop({"redis": redis})
+    log.info("all services stopped")
+    return code
+
+
+def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each child, SIGKILL to those still running after ``GRACE_S``."""
     for proc in children.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -112,5 +159,3 @@ def run_stack(services: list[str]) -> int:
             log.warning("did not stop in time; killing", extra={"child": name})
             proc.kill()
             proc.wait()
-    log.info("all services stopped")
-    return code

@@ -54,6 +54,12 @@ class RequestTimeout(DocsumError):
     status, code = 408, "request_timeout"
 
 
+class Conflict(DocsumError):
+    """The request contradicts an earlier one (an Idempotency-Key reused with another body)."""
+
+    status, code = 409, "conflict"
+
+
 class PayloadTooLarge(DocsumError):
     status, code = 413, "payload_too_large"
 
@@ -95,6 +101,12 @@ class ModelNotReady(DocsumError):
 
 class UpstreamUnavailable(DocsumError):
     status, code = 503, "upstream_unavailable"
+
+
+class JobsUnavailable(DocsumError):
+    """Async jobs are not configured here, or their store (Redis) does not answer."""
+
+    status, code = 503, "jobs_unavailable"
 
 
 class ShuttingDown(DocsumError):

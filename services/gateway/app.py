@@ -19,6 +19,8 @@ from ..common.health import Health
 from ..common.service import create_app
 from ..common.version import VERSION
 from .guard import ApiGuard
+from .operations import AsyncJobs
+from .operations import router as operations_router
 from .passthrough import Lane, PassThrough
 from .pins import HEADER
 from .routes import SUMMARIZE_PATH, router
@@ -43,6 +45,7 @@ def build_app(
     except ConfigError as exc:
         raise SystemExit(f"docsum gateway: {exc}") from None
     health = Health(checks=[gateway.readiness])
+    jobs = AsyncJobs.configured(settings)  # None without DOCSUM_GATEWAY_REDIS_URL
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -53,11 +56,15 @@ def build_app(
             asyncio.create_task(gateway.probe_upstreams(), name="probe-upstreams"),
             asyncio.create_task(gateway.watch_files(), name="watch-files"),
         ]
+        if jobs is not None:
+            jobs.start()
         health.ready = True  # nothing to load; readiness is the upstreams' (checks)
         try:
             yield
         finally:
             health.draining = True
+            if jobs is not None:
+                await jobs.aclose()
             loop.remove_signal_handler(signal.SIGHUP)
             for task in tasks:
                 task.cancel()
@@ -84,10 +91,12 @@ def build_app(
             max_age=600,
         )
     app.include_router(router)
+    app.include_router(operations_router)
     # Inside the kit's request middleware (added first by create_app), before routing: the
     # key check, then the JSON pass-through lane. Both name the request by the API router's
     # own routes (an included router is one opaque route in app.routes).
-    app.user_middleware.append(Middleware(ApiGuard, gateway=gateway, routes=router.routes))
+    api_routes = [*router.routes, *operations_router.routes]
+    app.user_middleware.append(Middleware(ApiGuard, gateway=gateway, routes=api_routes))
     summarize = next(r for r in router.routes if getattr(r, "path", "") == "/api/v1/summarize")
     lane = Lane(
         summarize,
@@ -99,6 +108,7 @@ def build_app(
     app.user_middleware.append(Middleware(PassThrough, lanes=[lane]))
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.gateway = gateway
+    app.state.jobs = jobs
     return app
 
 

@@ -12,18 +12,25 @@ What a PDF costs is charged before any page is read: its pages against the calle
 limit (``charge``), the pixels of the pages to render against ``pdf_max_total_pixels``. Its
 text is capped at ``max_text_bytes``: a text layer of ten million characters is cut (and
 ``errors`` says so), never passed on whole.
+
+A caller that follows the pages (``progress``: the async jobs' worker) is told as each page
+is read; it gets a multi-page TIFF read page by page, like a PDF's scans (its pixels charged
+against ``pdf_max_total_pixels`` from the headers first), so the OCR service's per-request
+page limit does not bound it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..common.errors import DocsumError, PayloadTooLarge, UpstreamError
+from ..common.errors import DocsumError, InvalidInput, PayloadTooLarge, UpstreamError
+from ..common.frames import frame_sizes, open_image
 from ..common.sniff import MEDIA_TYPES
 from .pdf import render_pixels
 from .pdfpool import PdfHandle, PdfPool
@@ -46,6 +53,10 @@ class SummaryParams:
     ratio: float | None = None
 
 
+#: Told (pages read, pages in all) as a document's pages are read.
+Progress = Callable[[int, int], None]
+
+
 @dataclass
 class _Run:
     """What one document's run gathers on the way."""
@@ -54,6 +65,14 @@ class _Run:
     timings: dict[str, float] = field(default_factory=dict)
     backends: dict[str, str] = field(default_factory=dict)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    progress: Progress | None = None
+    done: int = 0
+    total: int = 0
+
+    def pages_read(self, count: int) -> None:
+        self.done += count
+        if self.progress is not None:
+            self.progress(self.done, self.total)
 
     def time(self, stage: str, seconds: float) -> None:
         self.timings[stage] = round(self.timings.get(stage, 0.0) + seconds * 1000.0, 2)
@@ -90,17 +109,21 @@ class DocumentPipeline:
         pins: Pins,
         read_s: float = 0.0,
         charge: Callable[[int], None] = lambda pages: None,
+        progress: Progress | None = None,
     ) -> dict[str, Any]:
         """The response body of ``documents:summarize`` (raises for the client's errors and
         for OCR failures; a summarizer failure is reported in ``errors``). ``read_s``: the
         seconds it took to receive and parse the upload, counted in the total. ``charge``:
-        called with a PDF's page count before any page is read (it raises to refuse)."""
+        called with a PDF's page count before any page is read (it raises to refuse).
+        ``progress``: told as pages are read."""
         start = time.perf_counter() - read_s
-        run = _Run()
+        run = _Run(progress=progress)
         run.time("read", read_s)
         ocr_pin = self._pin(self.ocr, pins)
         if kind == "pdf":
             await self._pdf(data, run, ocr_pin, charge)
+        elif kind == "tiff" and progress is not None:
+            await self._tiff_pages(data, filename, run, ocr_pin)
         else:
             await self._image(data, kind, filename, run, ocr_pin)
         run.time("pages", time.perf_counter() - start - read_s)
@@ -158,6 +181,45 @@ class DocumentPipeline:
             {"number": int(p.get("number", i + 1)), "source": "ocr", "text": page_text(p)}
             for i, p in enumerate(pages)
         ]
+        run.total = len(run.pages)
+        run.pages_read(len(run.pages))
+
+    async def _tiff_pages(self, data: bytes, filename: str, run: _Run, pin: str | None) -> None:
+        """A TIFF's frames sent to OCR one by one (a few at once), each as a TIFF of its own."""
+        s = self.settings
+        sizes = await asyncio.to_thread(frame_sizes, data, "tiff", s.pdf_max_pages)
+        if len(sizes) > s.pdf_max_pages:
+            raise InvalidInput(f"the TIFF has more than {s.pdf_max_pages} pages")
+        pixels = sum(w * h for w, h in sizes)
+        if pixels > s.pdf_max_total_pixels:
+            raise PayloadTooLarge(
+                f"the TIFF's {len(sizes)} pages are {pixels:,} pixels; the limit is "
+                f"{s.pdf_max_total_pixels:,} (send fewer pages)",
+                limit="pdf_max_total_pixels",
+                allowed=s.pdf_max_total_pixels,
+                requested=pixels,
+            )
+        run.total = len(sizes)
+        texts: dict[int, str] = {}
+        slots = asyncio.Semaphore(s.ocr_page_concurrency)
+        stem = (filename or "upload.tiff").rsplit(".", 1)[0]
+
+        async def read_page(number: int) -> None:
+            async with slots:
+                page = await asyncio.to_thread(_tiff_frame, data, number - 1)
+                pages = await self._ocr(f"{stem}-{number}.tiff", page, "image/tiff", run, pin)
+                texts[number] = "\n".join(page_text(p) for p in pages)
+                run.pages_read(1)
+
+        start = time.perf_counter()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for number in range(1, len(sizes) + 1):
+                    group.create_task(read_page(number))
+        except* (DocsumError, UpstreamAnswered) as failed:
+            raise _first(failed) from None
+        run.time("ocr", time.perf_counter() - start)
+        run.pages = [{"number": n, "source": "ocr", "text": texts[n]} for n in sorted(texts)]
 
     async def _pdf(
         self, data: bytes, run: _Run, pin: str | None, charge: Callable[[int], None]
@@ -166,7 +228,9 @@ class DocumentPipeline:
         started = time.perf_counter()
         async with self.pdfs.document(data, s.pdf_max_pages) as doc:
             charge(doc.page_count)
+            run.total = doc.page_count
             texts, scanned = await self._text_layers(doc, run)
+            run.pages_read(len(texts))
             run.time("text_layer", time.perf_counter() - started)
             pixels = sum(
                 render_pixels(doc.sizes[n - 1], s.pdf_render_dpi, s.pdf_max_render_pixels)
@@ -196,6 +260,7 @@ class DocumentPipeline:
                         name, image, media = f"page-{number}.png", png, "image/png"
                     pages = await self._ocr(name, image, media, run, pin)
                     texts[number] = ("ocr", "\n".join(page_text(p) for p in pages))
+                    run.pages_read(1)
 
             if scanned:
                 t = time.perf_counter()
@@ -300,6 +365,16 @@ def _truncated(limit: int, left_out: str) -> dict[str, Any]:
         "message": f"the document's text is over {limit:,} bytes: the first {limit:,} were "
         f"read and summarized, {left_out} left out",
     }
+
+
+def _tiff_frame(data: bytes, index: int) -> bytes:
+    """Frame ``index`` of a TIFF as a TIFF of its own: the same pixels, losslessly."""
+    img = open_image(data, "tiff")
+    img.seek(index)
+    out = io.BytesIO()
+    extra = {"dpi": img.info["dpi"]} if "dpi" in img.info else {}
+    img.save(out, "TIFF", compression="tiff_adobe_deflate", **extra)
+    return out.getvalue()
 
 
 def _first(group: BaseExceptionGroup[Any]) -> BaseException:

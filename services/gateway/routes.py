@@ -17,7 +17,7 @@ from ..common.http_errors import ErrorBody, validation_message
 from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from .costs import bounded_upload, charge_pages, image_pages
 from .passthrough import forward_json, media_type, read_body
-from .pins import HEADER, parse_pins
+from .pins import HEADER, Pins, parse_pins
 from .pipeline import SummaryParams, UpstreamAnswered
 from .schemas import DocumentSummary
 from .state import Gateway
@@ -107,6 +107,14 @@ def _summary_params(fields: dict[str, str]) -> SummaryParams:
     return SummaryParams(checked.max_sentences, checked.ratio)
 
 
+def _check_pin(gateway: Gateway, pinned: Pins) -> None:
+    """400 for a plain pin of a version no upstream has."""
+    if pinned.default is not None and not any(
+        pinned.default in u.routes.versions for u in gateway.upstreams.values()
+    ):
+        raise BadRequest(f"{HEADER}: no upstream has a version {pinned.default!r}")
+
+
 async def current_gateway(request: Request) -> Gateway:
     """The gateway the app was built with (``app.state.gateway``)."""
     gateway: Gateway = request.app.state.gateway
@@ -192,10 +200,7 @@ async def summarize_document(request: Request, gateway: GatewayDep) -> Any:
         params = _summary_params(fields)
         pinned = parse_pins(request.headers.get(HEADER))
         data, kind = await _read_typed(upload, None)
-        if pinned.default is not None and not any(
-            pinned.default in u.routes.versions for u in gateway.upstreams.values()
-        ):
-            raise BadRequest(f"{HEADER}: no upstream has a version {pinned.default!r}")
+        _check_pin(gateway, pinned)
         if kind != "pdf":  # a PDF's pages are counted by the pipeline
             pages = await image_pages(data, kind, gateway.settings.rate_limit_burst)
             charge_pages(request, gateway, pages)

@@ -130,3 +130,19 @@ class GatewaySettings(ServiceSettings):
     #: Seconds without an upload after which freed memory is given back to the kernel
     #: (malloc_trim, see common/heap.py); 0 never does.
     trim_idle_s: float = Field(2.0, ge=0)
+
+    # Async jobs (``documents:summarizeAsync``, ``/api/v1/operations``; docs/api.md).
+    #: Redis holding the jobs' queue and state, e.g. ``redis://127.0.0.1:6379/0``; unset → the
+    #: async routes answer 503 (the synchronous API works without it).
+    redis_url: str | None = None
+    #: A file holding Redis' password (a mounted Secret's ``password`` key); unset → none.
+    redis_password_file: Path | None = None
+    #: Seconds a finished job's state and result are kept, counted from its end.
+    jobs_result_ttl_s: int = Field(24 * 3600, ge=1)
+    #: Jobs of one API key queued or running at once (429 past it).
+    jobs_max_pending_per_key: int = Field(100, ge=1)
+    #: Bytes one API key may keep in the store: inputs of unfinished jobs plus results kept
+    #: (429 past it).
+    jobs_max_stored_bytes_per_key: int = Field(1024 * 1024 * 1024, ge=1)
+    #: Longest ``?wait=`` of ``GET /api/v1/operations/{id}``, in seconds.
+    jobs_max_wait_s: float = Field(60.0, gt=0)
