@@ -1,10 +1,18 @@
-"""A dynamic batcher: concurrent requests share one model call.
+"""A dynamic batcher: concurrent requests share one model call, each call one forward pass.
 
-Like Triton's dynamic batcher: items wait in a bounded queue; a worker takes the first item,
-gathers companions until ``max_batch_size`` items or ``max_wait_ms`` have passed, and runs one
-model call in a worker thread. The call returns one result *or exception* per item, so a bad
-item fails alone. If the call raises as a whole, each item is run again by itself, so the one
-that broke it is the only one that fails.
+Like Triton's dynamic batcher: items wait in a bounded queue; a worker waits for the first
+item, lets companions gather until ``max_batch_size`` items or ``max_wait_ms`` have passed,
+and runs one model call of at most ``max_batch_size`` items in a worker thread. Each caller's
+wait ends as soon as the call holding its last item returns, whatever else is queued. The
+call returns one result *or exception* per item, so a bad item fails alone. If the call
+raises as a whole, each item is run again by itself, so the one that broke it is the only one
+that fails.
+
+Callers are served fairly: items queue per *flow* (a request; each call of
+:meth:`DynamicBatcher.submit_all` is its own flow unless the caller names one), and each
+model call shares its room evenly among the flows with items waiting, least recently served
+first. A request of thousands of items takes its share of every call, not all of them: a
+small request that arrives meanwhile waits for the call running then, and rides in the next.
 
 Admission is all or nothing: a caller's items are queued together only if the queue has room
 for all of them, else :class:`Overloaded` (503 + Retry-After) is raised at once instead of
@@ -18,8 +26,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -45,6 +53,64 @@ class _Pending(Generic[ItemT, ResultT]):
     enqueued: float = field(default_factory=time.perf_counter)
 
 
+class _FairQueue(Generic[ItemT, ResultT]):
+    """Waiting items by flow, each flow first come first served; flows in the order they
+    were last served (least recently first)."""
+
+    def __init__(self) -> None:
+        self._flows: OrderedDict[Hashable, deque[_Pending[ItemT, ResultT]]] = OrderedDict()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[_Pending[ItemT, ResultT]]:
+        for queue in self._flows.values():
+            yield from queue
+
+    def add(self, flow: Hashable, items: list[_Pending[ItemT, ResultT]]) -> None:
+        self._flows.setdefault(flow, deque()).extend(items)
+        self._count += len(items)
+
+    def remove(self, flow: Hashable, items: list[_Pending[ItemT, ResultT]]) -> int:
+        """Take ``items`` of ``flow`` out where still waiting; how many were."""
+        queue = self._flows.get(flow)
+        if not queue:
+            return 0
+        leaving = set(items)
+        kept = deque(p for p in queue if p not in leaving)
+        removed = len(queue) - len(kept)
+        if kept:
+            self._flows[flow] = kept
+        else:
+            del self._flows[flow]
+        self._count -= removed
+        return removed
+
+    def take(self, room: int) -> list[_Pending[ItemT, ResultT]]:
+        """Up to ``room`` items, shared evenly among the flows (what a flow with fewer leaves
+        goes to the others); the flows served move to the back of the line."""
+        taken: list[_Pending[ItemT, ResultT]] = []
+        served: list[Hashable] = []
+        while room > 0 and self._flows:
+            flows = list(self._flows)[:room]  # more flows than room: one item each, in turn
+            share = room // len(flows)
+            for flow in flows:
+                queue = self._flows[flow]
+                n = min(share, len(queue))
+                taken.extend(queue.popleft() for _ in range(n))
+                room -= n
+                if flow not in served:
+                    served.append(flow)
+                if not queue:
+                    del self._flows[flow]
+        for flow in served:
+            if flow in self._flows:
+                self._flows.move_to_end(flow)
+        self._count -= len(taken)
+        return taken
+
+
 class DynamicBatcher(Generic[ItemT, ResultT]):
     """Gather items from concurrent callers into batches for ``run_batch``.
 
@@ -58,8 +124,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         self.name = name
         self.settings = settings
         self._run_batch = run_batch
-        # Waiting items in arrival order; only live ones (a leaving caller removes its own).
-        self._waiting: OrderedDict[_Pending[ItemT, ResultT], None] = OrderedDict()
+        # Waiting items; only live ones (a leaving caller removes its own).
+        self._waiting: _FairQueue[ItemT, ResultT] = _FairQueue()
         self._arrived = asyncio.Event()
         self._unfinished = 0  # admitted items not yet answered or withdrawn
         self._all_done = asyncio.Event()
@@ -96,9 +162,16 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
         return result
 
     async def submit_all(
-        self, items: Sequence[ItemT], timeout_s: float | None = None
+        self,
+        items: Sequence[ItemT],
+        timeout_s: float | None = None,
+        flow: Hashable | None = None,
     ) -> list[ResultT]:
         """Queue all ``items`` or none, and wait for their results, in order.
+
+        ``flow`` names whose items they are (a request submitting in several calls, or
+        several at once, passes one key to all of them): calls share their room evenly among
+        flows. None: this call is a flow of its own.
 
         Raises :class:`Overloaded` at once if the queue lacks room for all of them, an item's
         own exception as soon as one fails, :class:`Timeout` after ``timeout_s`` seconds.
@@ -119,8 +192,8 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
             )
         loop = asyncio.get_running_loop()
         mine: list[_Pending[ItemT, ResultT]] = [_Pending(i, loop.create_future()) for i in items]
-        for p in mine:
-            self._waiting[p] = None
+        key: Hashable = flow if flow is not None else object()
+        self._waiting.add(key, mine)
         self._unfinished += len(mine)
         self._all_done.clear()
         self._arrived.set()
@@ -133,18 +206,15 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                 raise Timeout(f"{self.name} did not answer within {timeout_s:g} s") from None
             raise
         finally:
-            self._withdraw(mine)
+            self._withdraw(key, mine)
 
-    def _withdraw(self, mine: list[_Pending[ItemT, ResultT]]) -> None:
+    def _withdraw(self, flow: Hashable, mine: list[_Pending[ItemT, ResultT]]) -> None:
         """Drop a leaving caller's items: waiting ones free their slots now, running ones are
         skipped when their batch ends."""
-        withdrawn = 0
         for p in mine:
             if not p.future.done():
                 p.future.cancel()
-            if p in self._waiting:
-                del self._waiting[p]
-                withdrawn += 1
+        withdrawn = self._waiting.remove(flow, mine)
         if withdrawn:
             self._depth.set(len(self._waiting))
             self._finish(withdrawn)
@@ -167,39 +237,34 @@ class DynamicBatcher(Generic[ItemT, ResultT]):
                 left.future.set_exception(ShuttingDown("the service stopped before this item ran"))
         self._executor.shutdown(wait=True)
 
-    def _take(self) -> _Pending[ItemT, ResultT]:
-        return self._waiting.popitem(last=False)[0]
-
-    async def _next_arrival(self, timeout_s: float | None) -> bool:
-        """Wait until an item is waiting; False if ``timeout_s`` passed first."""
-        while not self._waiting:
-            self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), timeout_s)
-            except TimeoutError:
-                return False
+    async def _arrival(self, timeout_s: float | None) -> bool:
+        """Wait for the next admission; False if ``timeout_s`` passed first."""
+        self._arrived.clear()
+        try:
+            await asyncio.wait_for(self._arrived.wait(), timeout_s)
+        except TimeoutError:
+            return False
         return True
 
-    async def _gather(self, batch: list[_Pending[ItemT, ResultT]]) -> None:
-        """Fill ``batch`` (the caller's list, so a cancelled worker can still answer it)."""
-        await self._next_arrival(None)
-        batch.append(self._take())
+    async def _gather(self) -> list[_Pending[ItemT, ResultT]]:
+        """The next batch: once an item waits, companions may gather for ``max_wait_ms``;
+        then up to ``max_batch_size`` items, shared fairly among the flows."""
+        while not self._waiting:
+            await self._arrival(None)
         deadline = time.perf_counter() + self.settings.max_wait_ms / 1000.0
-        while len(batch) < self.settings.max_batch_size:
-            # Whatever is already queued joins without waiting.
-            if self._waiting:
-                batch.append(self._take())
-                continue
+        while len(self._waiting) < self.settings.max_batch_size:
             remaining = deadline - time.perf_counter()
-            if remaining <= 0 or not await self._next_arrival(remaining):
+            if remaining <= 0 or not await self._arrival(remaining):
                 break
+        batch = self._waiting.take(self.settings.max_batch_size)
         self._depth.set(len(self._waiting))
+        return batch
 
     async def _loop(self) -> None:
         while True:
             taken: list[_Pending[ItemT, ResultT]] = []
             try:
-                await self._gather(taken)
+                taken = await self._gather()
                 batch = [p for p in taken if not p.future.done()]  # skip items whose caller left
                 if batch:
                     await self._run(batch)

@@ -2,14 +2,17 @@
 
 A request's cost is checked from the file's headers before anything is decoded; then its
 pages are decoded, cut and read ``page_concurrency`` at a time, each page's lines queued in
-turns. The request's time is the tighter of ``request_timeout_s`` and the caller's deadline
-(``X-Docsum-Deadline``); when it runs out, or the client hangs up, the work stops and the
-lines still queued leave the queue.
+turns, all of them one flow of the batcher (which shares each forward pass evenly among the
+requests waiting). The request's time is the tighter of ``request_timeout_s`` and the
+caller's deadline (``X-Docsum-Deadline``); when it runs out, or the client hangs up, the work
+stops: its lines still queued leave the queue, and a page being analysed stops at its next
+stage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -27,7 +30,7 @@ from ..common.heap import IdleTrim
 from ..common.metrics import stage_timer
 from ..common.service import create_app, model_lifespan
 from ..common.version import VERSION
-from .engine import Caller, LineJob, OCREngine, Page, PageCrops, document_text
+from .engine import OCREngine, Page, PageCrops, document_text
 from .gpu import register_gpu_metrics
 from .intake import Limits, Plan, decode_page, plan_pages
 from .model.ctc import Decoded
@@ -56,21 +59,21 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
     engine = OCREngine(settings)
     idle_trim = IdleTrim(settings.trim_idle_s)
 
-    def recognize(jobs: list[LineJob]) -> list[Decoded | Exception]:
+    def recognize(crops: list[np.ndarray]) -> list[Decoded | Exception]:
         try:
-            return engine.recognize_jobs(jobs)
+            return engine.recognize(crops)
         finally:
             idle_trim.done_in_thread()
 
-    def cut_page(page: np.ndarray, number: int, mode: Mode) -> PageCrops:
+    def cut_page(page: np.ndarray, number: int, mode: Mode, stop: threading.Event) -> PageCrops:
         try:
-            return engine.cut(page, number, mode)
+            return engine.cut(page, number, mode, stop.is_set)
         finally:
             idle_trim.done_in_thread()  # also when its request has gone meanwhile
 
-    batcher: DynamicBatcher[LineJob, Decoded] = DynamicBatcher(
-        engine.name, recognize, settings.batch
-    )
+    # One call, one forward pass: a caller's wait ends with the pass that reads its last line.
+    passes = settings.batch.model_copy(update={"max_batch_size": engine.recognizer.forward_batch})
+    batcher: DynamicBatcher[np.ndarray, Decoded] = DynamicBatcher(engine.name, recognize, passes)
     layout_pool = ThreadPoolExecutor(settings.layout_workers, thread_name_prefix="layout")
     limits = Limits(
         settings.max_pixels, settings.max_side, settings.max_pages, settings.max_total_pixels
@@ -95,15 +98,32 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
     )
     router = APIRouter(prefix="/v1", tags=["ocr"])
 
-    async def read_page(data: bytes, plan: Plan, index: int, mode: Mode, caller: Caller) -> Page:
-        """Decode, cut and read one page; its lines are queued ``lines_per_turn`` at a time."""
+    async def read_lines(crops: list[np.ndarray], stop: threading.Event) -> list[Decoded]:
+        """Read a page's crops, queued ``lines_per_turn`` at a time, the next turn waiting
+        behind the one being read so that passes stay full; ``stop`` is the request's flow."""
+        turn = settings.lines_per_turn
+        queued = asyncio.Semaphore(2)
+
+        async def one(start: int) -> list[Decoded]:
+            async with queued:
+                return await batcher.submit_all(crops[start : start + turn], flow=stop)
+
+        readings: list[Decoded] = []
+        for part in await _all([one(start) for start in range(0, len(crops), turn)]):
+            readings += part
+        return readings
+
+    async def read_page(
+        data: bytes, plan: Plan, index: int, mode: Mode, stop: threading.Event
+    ) -> Page:
+        """Decode, cut and read one page."""
         loop = asyncio.get_running_loop()
         with stage_timer(engine.name, "decode"):
             page = await asyncio.to_thread(decode_page, data, plan, index)
         if mode == "line":  # no page analysis: nothing to wait for a layout worker for
             cut = engine.cut(page, index + 1, mode)
         else:
-            cut = await loop.run_in_executor(layout_pool, cut_page, page, index + 1, mode)
+            cut = await loop.run_in_executor(layout_pool, cut_page, page, index + 1, mode, stop)
         del page  # the crops are all this page needs from here on
         if len(cut.crops) > settings.max_lines_per_page:
             raise InvalidInput(
@@ -113,15 +133,12 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
                 allowed=settings.max_lines_per_page,
                 requested=len(cut.crops),
             )
-        jobs = [LineJob(c.image, caller) for c in cut.crops]
-        turn = settings.lines_per_turn
-        readings: list[Decoded] = []
-        for start in range(0, len(jobs), turn):
-            readings += await batcher.submit_all(jobs[start : start + turn])
-        return cut.assemble(readings)
+        return cut.assemble(await read_lines([c.image for c in cut.crops], stop))
 
     async def read(data: bytes, mode: Mode, seconds: float) -> list[Page]:
-        caller = Caller()
+        # Set when the request ends early: a page being analysed stops at its next stage.
+        # Also the request's flow in the batcher: its pages share one fair share of a pass.
+        stop = threading.Event()
         try:
             async with within(seconds, "OCR"):
                 plan = await asyncio.to_thread(plan_pages, data, limits)
@@ -129,11 +146,11 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
 
                 async def in_turn(index: int) -> Page:
                     async with turns:
-                        return await read_page(data, plan, index, mode, caller)
+                        return await read_page(data, plan, index, mode, stop)
 
                 return await _all([in_turn(i) for i in range(len(plan.sizes))])
         except BaseException:
-            caller.gone = True  # its lines in a running batch are skipped from the next pass
+            stop.set()
             raise
 
     @router.post("/ocr", operation_id="ocr", response_model=OCRResponse)

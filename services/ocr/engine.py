@@ -1,9 +1,10 @@
 """The OCR engine: pages → line crops (layout) → text (recognizer), with no HTTP in sight.
 
-The service runs the two halves separately — page analysis in a thread pool, recognition
-through the dynamic batcher so line crops of concurrent requests share forward passes — while
-the CLI and the benchmarks call :meth:`OCREngine.read_stream`, which reads documents in
-chunks, every line of a chunk in one recognizer call.
+The service runs the two halves separately — page analysis in a thread pool, a page at a
+time; recognition through the dynamic batcher, one forward pass per call, so line crops of
+concurrent requests share passes — while the CLI and the benchmarks call
+:meth:`OCREngine.read_stream`, which reads documents in chunks, every line of a chunk in one
+recognizer call.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import numpy as np
 
 from ..common.metrics import stage_timer
 from ..common.torch_device import configure_runtime
-from .layout import LayoutConfig, LineCrop, analyze_page
-from .metrics import OCR_LINES, OCR_PAGES
+from .layout import AnalysisStopped, LayoutConfig, LineCrop, StopCheck, analyze_page
+from .metrics import OCR_ANALYSES_STOPPED, OCR_LINES, OCR_PAGES
 from .model.ctc import Decoded
 from .model.spacing import tidy_text
 from .recognize import Recognizer
@@ -109,26 +110,6 @@ class PageCrops:
         return Page(self.number, self.width, self.height, lines, round(self.skew_deg, 2))
 
 
-@dataclass
-class Caller:
-    """The request a line crop belongs to; ``gone`` once it no longer wants its lines (it was
-    cancelled, timed out or failed)."""
-
-    gone: bool = False
-
-
-@dataclass(frozen=True)
-class LineJob:
-    """One line crop in the batcher's queue, and who asked for it."""
-
-    image: np.ndarray
-    caller: Caller
-
-
-class CallerGone(Exception):
-    """The reading of a line whose caller had gone was skipped."""
-
-
 def document_text(pages: Sequence[Page]) -> str:
     """Pages' text, a blank line between pages."""
     return "\n\n".join(p.text for p in pages if p.text)
@@ -146,7 +127,7 @@ class OCREngine:
             settings.weights,
             device=settings.device,
             precision=settings.precision,
-            forward_batch=settings.forward_batch_size,
+            forward_batch=settings.batch.max_batch_size or None,
             try_rotations=settings.try_rotations,
             ascii_only=settings.ascii,
         )
@@ -180,39 +161,27 @@ class OCREngine:
             extra={"seconds": round(time.perf_counter() - started, 3), "lines": len(crops.crops)},
         )
 
-    def cut(self, page: np.ndarray, number: int, mode: Mode) -> PageCrops:
-        """Page analysis: the page's line crops in reading order (line mode: the whole image)."""
+    def cut(
+        self, page: np.ndarray, number: int, mode: Mode, should_stop: StopCheck | None = None
+    ) -> PageCrops:
+        """Page analysis: the page's line crops in reading order (line mode: the whole image).
+        Raises :class:`~.layout.AnalysisStopped` once ``should_stop`` says True."""
         h, w = page.shape
         if mode == "line":
             return PageCrops(number, w, h, [LineCrop((0, 0, w, h), page)])
-        with stage_timer(self.name, "detect"):
-            layout = analyze_page(page, self.layout_config)
+        try:
+            with stage_timer(self.name, "detect"):
+                layout = analyze_page(page, self.layout_config, should_stop)
+        except AnalysisStopped:
+            OCR_ANALYSES_STOPPED.inc()
+            raise
         return PageCrops(number, w, h, list(layout.lines), layout.skew_deg, drop_junk=True)
 
-    def recognize(self, crops: list[np.ndarray]) -> list[Decoded | Exception]:
-        """One batch of crops through the recognizer."""
+    def recognize(self, crops: Sequence[np.ndarray]) -> list[Decoded | Exception]:
+        """Crops through the recognizer (one forward pass for up to
+        ``recognizer.forward_batch`` of them)."""
         with stage_timer(self.name, "recognize"):
             return self.recognizer.recognize(crops)
-
-    def recognize_jobs(self, jobs: Sequence[LineJob]) -> list[Decoded | Exception]:
-        """The batcher's model call: the lines in forward passes of similar width, each pass
-        without the lines whose caller has gone by then.
-
-        A batch can hold hundreds of lines and cannot be interrupted; this way the lines of a
-        request that was cancelled meanwhile stop costing at the next pass, and a small
-        request queued behind them waits for one pass, not for all of them.
-        """
-        out: list[Decoded | Exception] = [CallerGone() for _ in jobs]
-        aspect = [job.image.shape[1] / max(1, job.image.shape[0]) for job in jobs]
-        order = sorted(range(len(jobs)), key=aspect.__getitem__)
-        step = self.recognizer.forward_batch
-        for start in range(0, len(order), step):
-            wanted = [i for i in order[start : start + step] if not jobs[i].caller.gone]
-            if wanted:
-                readings = self.recognize([jobs[i].image for i in wanted])
-                for i, reading in zip(wanted, readings, strict=True):
-                    out[i] = reading
-        return out
 
     def read_stream(
         self,

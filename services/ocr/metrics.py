@@ -6,3 +6,7 @@ from prometheus_client import Counter
 
 OCR_PAGES = Counter("docsum_ocr_pages_total", "Pages read (a line-mode image counts as a page).")
 OCR_LINES = Counter("docsum_ocr_lines_total", "Text lines recognized.")
+OCR_ANALYSES_STOPPED = Counter(
+    "docsum_ocr_page_analyses_stopped_total",
+    "Page analyses stopped part-way because their request had ended (cancelled, timed out).",
+)

@@ -15,11 +15,13 @@ BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "crnn.pt"
 
 
 class LineBatchSettings(BatchSettings):
-    """The batcher gathers line crops, not requests: one page is tens of them. A call's crops
-    are sorted by width and cut into forward passes (``forward_batch_size``), so the more
-    lines a call gathers, the less padding each pass carries."""
+    """The batcher gathers line crops, not requests: one page is tens of them. Each call is
+    one forward pass, shared evenly among the requests with lines waiting, so a small request
+    waits for the pass running when it arrives, not for a large request's thousands of lines.
+    """
 
-    max_batch_size: int = Field(256, ge=1, le=1024)
+    #: Line crops per forward pass; 0: 48 on a CPU (a typical page in one pass), 256 on CUDA.
+    max_batch_size: int = Field(0, ge=0, le=1024)
     max_queue_size: int = Field(4096, ge=1)
 
 
@@ -46,9 +48,9 @@ class OCRSettings(ModelServiceSettings):
     #: Most text lines found on one page; a page with more is refused (422): thousands of
     #: "lines" are a drawing or noise, and each costs a recognizer pass.
     max_lines_per_page: int = Field(2000, ge=1)
-    #: Line crops of one page queued at once; a page with more queues them in turns, so a
-    #: page of thousands of lines does not hold the recognizer while another request's small
-    #: page waits behind it.
+    #: Line crops of one page queued at once (and a second turn waiting behind them); a page
+    #: with more queues them in turns, so a page of thousands of lines does not fill the queue
+    #: and crowd out other requests.
     lines_per_turn: int = Field(64, ge=1)
     #: Seconds without a request after which freed memory is given back to the kernel
     #: (malloc_trim, see common/heap.py); 0 never does.
@@ -66,5 +68,3 @@ class OCRSettings(ModelServiceSettings):
     #: Off here: the recognizer's large activations are over malloc's mmap ceiling, so it gains
     #: nothing, and decoded page images (tens of MB each) would stay resident.
     keep_freed_memory: bool = False
-    #: Line crops per forward pass; empty: 48 on a CPU, 256 on CUDA (recognize.py says why).
-    forward_batch_size: int | None = Field(None, ge=1, le=1024)

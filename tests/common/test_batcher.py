@@ -1,10 +1,12 @@
-"""The dynamic batcher: gathering, per-item errors, back-pressure, timeouts, draining."""
+"""The dynamic batcher: gathering, fairness among callers, per-item errors, back-pressure,
+timeouts, draining."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -239,3 +241,125 @@ async def test_the_model_loads_warms_and_runs_on_one_thread() -> None:
         assert await asyncio.gather(*(batcher.submit(i) for i in range(5))) == [0, 2, 4, 6, 8]
     # One thread: OpenMP would otherwise keep a second worker team and stop spinning.
     assert len(model.threads) == 1 and next(iter(model.threads)).startswith("batch-test")
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait (off the event loop) until ``condition`` holds; fail after ``timeout_s``."""
+
+    def poll() -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    assert await asyncio.to_thread(poll), "the model never got there"
+
+
+class Stepper(Recorder):
+    """A Recorder whose model calls each wait for the test to let one more call finish, and
+    which remembers the items of every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[int]] = []
+        self.steps = threading.Semaphore(0)
+        self.free = threading.Event()  # let every call through from now on
+
+    def __call__(self, items: list[int]) -> list[int | BaseException]:
+        self.calls.append(list(items))
+        while not self.free.is_set() and not self.steps.acquire(timeout=0.01):
+            pass
+        return super().__call__(items)
+
+    async def in_call(self, n: int) -> None:
+        """Wait until call ``n`` (from 1) has started."""
+        await _until(lambda: len(self.calls) >= n)
+
+
+async def test_a_small_caller_rides_the_next_call_not_behind_a_large_one() -> None:
+    """A caller's wait ends with the call that holds its last item: a small request that
+    arrives while a large one is being read waits for the call running then, and its own."""
+    model = Stepper()
+    b = await _batcher(model, max_batch_size=8, max_wait_ms=0, max_queue_size=1000)
+    try:
+        large = asyncio.create_task(b.submit_all(list(range(200))))
+        await model.in_call(1)
+        small = asyncio.create_task(b.submit_all([1000, 1001]))
+        await asyncio.sleep(0)
+        model.steps.release()  # call 1 (the large one's first 8) ends
+        await model.in_call(2)
+        assert {1000, 1001} <= set(model.calls[1])  # the small one is in the very next call
+        model.steps.release()  # call 2 ends
+        assert await asyncio.wait_for(small, 10) == [2000, 2002]
+        assert not large.done() and len(model.calls) <= 3  # the large one has 190 to go
+        model.free.set()
+        assert await large == [2 * i for i in range(200)]
+        assert all(len(c) <= 8 for c in model.calls)
+    finally:
+        model.free.set()
+        await b.close()
+
+
+async def test_calls_are_shared_evenly_among_flows() -> None:
+    """Each call's room is split evenly among the flows with items waiting (what a small one
+    does not need goes to the others); calls of one flow count as one."""
+    model = Stepper()
+    b = await _batcher(model, max_batch_size=9, max_wait_ms=0, max_queue_size=1000)
+    try:
+        blocker = asyncio.create_task(b.submit(-1000))  # holds the worker while all queue up
+        await model.in_call(1)
+        a = [asyncio.create_task(b.submit_all(list(range(i, i + 30)), flow="a")) for i in (0, 30)]
+        c = asyncio.create_task(b.submit_all(list(range(100, 160))))
+        small = asyncio.create_task(b.submit(500))
+        await asyncio.sleep(0)
+        model.free.set()
+        await asyncio.gather(*a, c, small)
+        with pytest.raises(ValueError):
+            await blocker
+        second, third = model.calls[1], model.calls[2]
+        assert 500 in second and len(second) == 9
+        assert sum(i < 60 for i in second) == 4 and sum(100 <= i < 160 for i in second) == 4
+        assert sum(i < 60 for i in third) in (4, 5) and len(third) == 9
+        # Within a flow, first come first served: "a"'s first call before its second.
+        firsts = sorted(i for i in second + third if i < 60)
+        assert firsts == list(range(len(firsts)))
+    finally:
+        model.free.set()
+        await b.close()
+
+
+async def test_more_flows_than_room_take_turns() -> None:
+    model = Stepper()
+    b = await _batcher(model, max_batch_size=2, max_wait_ms=0, max_queue_size=1000)
+    try:
+        blocker = asyncio.create_task(b.submit(0))
+        await model.in_call(1)
+        callers = [asyncio.create_task(b.submit_all([10 * f + 1, 10 * f + 2])) for f in range(1, 5)]
+        await asyncio.sleep(0)
+        model.free.set()
+        await asyncio.gather(blocker, *callers)
+        # Four flows, room for two a call: every flow is served once before any twice.
+        firsts = [i // 10 for c in model.calls[1:3] for i in c]
+        assert sorted(firsts) == [1, 2, 3, 4]
+    finally:
+        model.free.set()
+        await b.close()
+
+
+async def test_a_slow_model_answers_a_small_caller_within_two_calls_of_a_large_one() -> None:
+    """With a model whose calls take real time, the small caller's wait is counted in calls:
+    the one running when it arrived and its own, whatever the large one still has queued."""
+    model = Recorder(delay_s=0.02)
+    b = await _batcher(model, max_batch_size=16, max_wait_ms=1, max_queue_size=4000)
+    try:
+        large = asyncio.create_task(b.submit_all(list(range(1600)), flow="large"))
+        await _until(lambda: len(model.sizes) >= 3)
+        calls_before = len(model.sizes)
+        assert await b.submit(5000) == 10000
+        assert len(model.sizes) - calls_before <= 2
+        assert not large.done()
+        assert len(await large) == 1600
+    finally:
+        await b.close()

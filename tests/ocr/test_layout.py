@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from docsum.ocr.layout import LayoutConfig, LineCrop, PageLayout, analyze_page
+from docsum.ocr.layout import AnalysisStopped, LayoutConfig, LineCrop, PageLayout, analyze_page
 
 Box = tuple[int, int, int, int]
 
@@ -400,3 +400,29 @@ def test_config_changes_the_split_gap() -> None:
     page = render((100, 900), [(40, 40, "Amount due", size), (600, 40, "12.50", size)])
     assert len(analyze_page(page.image).lines) == 2
     assert len(analyze_page(page.image, LayoutConfig(split_gap=100.0)).lines) == 1
+
+
+def test_analysis_stops_between_stages_once_the_page_is_unwanted() -> None:
+    """``should_stop`` is asked between the stages; the first True stops the analysis there,
+    and a page nobody stops is analysed as without the check."""
+    page = one_column()
+    asked: list[int] = []
+
+    def never() -> bool:
+        asked.append(1)
+        return False
+
+    check(page, analyze_page(page.image, should_stop=never))
+    stages = len(asked)
+    assert stages >= 5  # probe, ink, glyphs, pieces, rows at least
+
+    for stop_at in (1, stages // 2, stages):
+        asked.clear()
+
+        def at(n: int = stop_at) -> bool:
+            asked.append(1)
+            return len(asked) >= n
+
+        with pytest.raises(AnalysisStopped):
+            analyze_page(page.image, should_stop=at)
+        assert len(asked) == stop_at  # nothing was asked (or done) past the stop

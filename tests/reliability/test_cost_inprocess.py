@@ -1,6 +1,6 @@
 """What a request may cost, in process: the gateway over fake backends (PDFs read by real
-worker processes), the deadline kit, the rate limiter's costs, the idle trim, and the OCR
-engine skipping the lines of a caller that has gone."""
+worker processes), the deadline kit, the rate limiter's costs and the idle trim (the OCR
+side of cancellation is in tests/ocr/test_fairness.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 
 from docsum.common import deadline, heap
@@ -315,22 +314,3 @@ async def test_idle_trim_runs_once_after_the_last_request() -> None:
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.2)
     assert len(calls) == 1
-
-
-# --- the OCR engine ------------------------------------------------------------------------
-
-
-def test_the_recognizer_skips_the_lines_of_a_caller_that_has_gone() -> None:
-    from docsum.ocr.engine import Caller, CallerGone, LineJob, OCREngine
-    from docsum.ocr.settings import OCRSettings
-    from tests.support.documents import LINES, line_image
-
-    engine = OCREngine(OCRSettings(torch_threads=1))
-    engine.load()
-    here, gone = Caller(), Caller(gone=True)
-    lines = [np.asarray(line_image(text)) for text in LINES[:2]]
-    jobs = [LineJob(lines[0], here), LineJob(lines[1], gone), LineJob(lines[1], here)]
-    first, skipped, last = engine.recognize_jobs(jobs)
-    assert isinstance(skipped, CallerGone)
-    assert not isinstance(first, Exception) and "quick brown fox" in first.text
-    assert not isinstance(last, Exception) and "Invoice" in last.text

@@ -24,7 +24,7 @@ from .lines import find_pieces, join_rows
 from .order import reading_order
 from .polarity import detect_polarity, grey_range
 from .textsize import estimate_text_height
-from .types import PageLayout
+from .types import AnalysisStopped, PageLayout, StopCheck
 
 #: Pages with a side shorter than this (px) hold no line.
 MIN_SIDE = 4
@@ -76,14 +76,23 @@ def _as_grey(page: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(page)
 
 
-def analyze_page(page: np.ndarray, config: LayoutConfig | None = None) -> PageLayout:
+def analyze_page(
+    page: np.ndarray, config: LayoutConfig | None = None, should_stop: StopCheck | None = None
+) -> PageLayout:
     """Find the text lines of a page, in reading order, with upright crops for the recognizer.
 
     page: uint8 grey ``[H, W]`` (colour conversion and EXIF orientation are done before).
     A page without text (blank, or too small) gives no lines; raises ``ValueError`` only for
-    an array that is not a grey image.
+    an array that is not a grey image. ``should_stop`` is asked between stages (each a
+    fraction of a second even on a page of thousands of marks); once it says True,
+    :class:`AnalysisStopped` is raised.
     """
     cfg = config or LayoutConfig()
+
+    def checkpoint() -> None:
+        if should_stop is not None and should_stop():
+            raise AnalysisStopped("page analysis stopped: the page is no longer wanted")
+
     page = _as_grey(page)
     h_in, w_in = page.shape
     if min(h_in, w_in) < MIN_SIDE:
@@ -94,6 +103,7 @@ def analyze_page(page: np.ndarray, config: LayoutConfig | None = None) -> PageLa
     th_probe = estimate_text_height(components(rough), rough.shape)
     if th_probe <= 0:
         return PageLayout([], 0.0, inverted, 0)
+    checkpoint()
 
     # Analyse where the text is about `target` px tall; if the text height measured there is
     # far off (the probe saw broken or tiny print), once more at the corrected factor.
@@ -104,6 +114,7 @@ def analyze_page(page: np.ndarray, config: LayoutConfig | None = None) -> PageLa
         shrunk = probe if k == probe.k else _shrink(page, k)
         gray = cv2.bitwise_not(shrunk.image) if inverted else shrunk.image
         ink, dark = binarize(gray, th_full / k, cfg)
+        checkpoint()
         stats = components(ink)
         th = estimate_text_height(stats, ink.shape)
         if th <= 0:
@@ -112,6 +123,7 @@ def analyze_page(page: np.ndarray, config: LayoutConfig | None = None) -> PageLa
             break
         th_full = th * k
     scale = 1.0 / k
+    checkpoint()
 
     glyphs = classify(ink, dark, stats, th, cfg)
     normal = glyphs.seed & ~glyphs.large
@@ -136,8 +148,10 @@ def analyze_page(page: np.ndarray, config: LayoutConfig | None = None) -> PageLa
         else:
             ink = cv2.warpAffine(ink, m, size, flags=cv2.INTER_NEAREST)
             glyphs = classify(ink, dark, components(ink), th, cfg)
+    checkpoint()
 
     pieces = find_pieces(glyphs, th, dark, cfg)
+    checkpoint()
     # Pictures and dark areas take part in the reading order as blocks of a column (a picture
     # with its caption beside a column of text), then drop out of the rows.
     n = len(pieces)
@@ -145,6 +159,7 @@ def analyze_page(page: np.ndarray, config: LayoutConfig | None = None) -> PageLa
     rows, columns = reading_order(blocks, th, cfg)
     rows = [kept for kept in ([i for i in row if i < n] for row in rows) if kept]
     boxes, row_of = join_rows(pieces.boxes, rows, th, cfg)
+    checkpoint()
     lo, hi = grey_range(probe.image)
     crops = cut_lines(
         page,

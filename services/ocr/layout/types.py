@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,3 +43,12 @@ class PageLayout:
     inverted: bool
     columns: int
     text_height: float = 0.0
+
+
+#: Asked between the stages of page analysis: True once the page is no longer wanted.
+StopCheck = Callable[[], bool]
+
+
+class AnalysisStopped(Exception):
+    """Page analysis stopped between two stages because its caller no longer wants the page
+    (the request was cancelled or ran out of time)."""
