@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from ..common.health import Health
 from ..common.service import create_app
 from ..common.version import VERSION
+from .docs_ui import install_docs
 from .guard import ApiGuard
 from .operations import AsyncJobs
 from .operations import router as operations_router
@@ -92,6 +93,7 @@ def build_app(
         )
     app.include_router(router)
     app.include_router(operations_router)
+    install_docs(app)
     # Inside the kit's request middleware (added first by create_app), before routing: the
     # key check, then the JSON pass-through lane. Both name the request by the API router's
     # own routes (an included router is one opaque route in app.routes).
