@@ -16,7 +16,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: help setup run test test-fast lint bench clean fonts train-ocr monitor loadtest tesseract wrk
 .PHONY: redis
-.PHONY: container-engine images e2e
+.PHONY: container-engine images e2e chromium
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -115,7 +115,10 @@ container-engine: ## podman, buildah, mmdebstrap, runc (apt-get) and their setti
 images: container-engine ## build docsum/{gateway,summarizer,ocr} (CPU) with podman or docker; sizes printed
 	python3 scripts/images.py $(IMAGES_ARGS)
 
-e2e: setup tools images ## deploy k8s/overlays/local on podman, use it as a user, tear it all down
+chromium: ## headless Chromium (Debian's, apt-get) for the browser check of /docs in `make e2e`
+	bash scripts/install_chromium.sh
+
+e2e: setup tools images chromium ## deploy k8s/overlays/local on podman, use it as a user, tear it all down
 	bash scripts/install_prometheus.sh
 	DOCSUM_E2E=1 $(PY) -m pytest tests/e2e -v -p no:cacheprovider
 
