@@ -917,7 +917,8 @@ def gateway() -> dict[str, Any]:
             ],
             "percentunit",
             "Share of calls answered 5xx or not answered, per version (5-minute window). "
-            "DocsumCanaryWorseThanStable fires at canary > stable + 2 points.",
+            "DocsumCanaryWorseThanStable fires past the canary gate's margin "
+            "(gate:docsum_canary_max_error_ratio_increase:constant).",
             w=8,
         ),
         timeseries(
@@ -936,7 +937,8 @@ def gateway() -> dict[str, Any]:
             ],
             "s",
             "Upstream call latency per version (5-minute window). DocsumCanaryWorseThanStable "
-            "fires at canary p99 > 1.5 × stable's.",
+            "fires at canary p99 > the canary gate's ratio × stable's "
+            "(gate:docsum_canary_max_p99_ratio:constant).",
             w=8,
         ),
         table(

@@ -8,6 +8,9 @@ compares the new cohort's error ratio and p99 latency with the current cohort's:
   gate cannot judge, and fails: send traffic, or wait);
 * its error ratio may exceed the current one's by at most ``max_error_rate_increase``;
 * its p99 may be at most ``max_p99_ratio`` times the current one's.
+
+This is the chart's ``canaryGate``, which Argo's analyses and the DocsumCanaryWorseThanStable
+alert apply too (a version below the minimum is not judged there either).
 """
 
 from __future__ import annotations

@@ -21,6 +21,9 @@ class RolloutSettings(BaseSettings):
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     #: Seconds one Prometheus query may take.
     prometheus_timeout_s: float = Field(10.0, gt=0)
+    # The canary gate: the defaults are the chart's canaryGate (helm/docsum/values.yaml), which
+    # the Argo analyses and the DocsumCanaryWorseThanStable alert judge by too
+    # (tests/rollout/test_gate_definition.py holds them together).
     #: Range of the rate() windows in the gate queries (a PromQL duration).
     window: str = "5m"
     #: Calls the new version must have served in the window before it can be judged.

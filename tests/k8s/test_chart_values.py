@@ -33,7 +33,7 @@ BAD = [
     (["--set", "image.pullPolicy=Sometimes"], "/image/pullPolicy"),
     (["--set", "summarizer.resources.limits.memory=3 GB"], "/summarizer/resources/limits"),
     (["--set", "ocr.canary.weight=150"], "/ocr/canary/weight"),
-    (["--set", "rollouts.analysis.window=2 minutes"], "/rollouts/analysis/window"),
+    (["--set", "canaryGate.window=2 minutes"], "/canaryGate/window"),
     (["--set", "summarizer.settings.LOG.LEVEL=DEBUG"], "/summarizer/settings/LOG"),
 ]
 
