@@ -191,12 +191,14 @@ class Worker:
             await self._failed(job, entry, attempt, error_json("internal_error", str(exc)), True)
         else:
             result = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            read = len(body["pages"])
+            await self._redis(self.store.progress, job_id, self.queue.consumer, read, read)
             won = await self._redis(self.store.finish, job_id, "succeeded", "", "", result)
             await self._redis(self.queue.ack, entry)
             if won == 1:
-                metrics.PAGES.inc(len(body.get("pages", [])))
+                metrics.PAGES.inc(read)
                 self._ended("succeeded", "", job)
-                log.info("job succeeded", extra={"job": job_id, "pages": len(body["pages"])})
+                log.info("job succeeded", extra={"job": job_id, "pages": read})
             else:
                 log.info("job had ended already; result dropped", extra={"job": job_id})
         finally:

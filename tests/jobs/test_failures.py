@@ -1,0 +1,109 @@
+"""Failures the queue must survive: a worker killed mid-job, Redis restarted, a job that
+keeps failing."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.gateway.conftest import dead_url
+from tests.gateway.documents import ARTICLE, png_bytes, text_page, tiff_bytes
+from tests.jobs.conftest import Jobs, RedisServer, start_jobs, wait_for
+from tests.support.services import counter
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _flush(redis_server: RedisServer, db: int) -> str:
+    url = redis_server.url(db)
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture(scope="module")
+def jobs(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    backends: dict[str, list[dict[str, object]]],
+) -> Iterator[Jobs]:
+    """A gateway on database 2; each test starts the workers it needs."""
+    j = start_jobs(tmp_path_factory.mktemp("failures"), _flush(redis_server, 2), backends)
+    yield j
+    j.stop()
+
+
+def _job(jobs: Jobs, name: str) -> dict[str, str]:
+    raw = redis.Redis.from_url(jobs.redis_url).hgetall(f"docsum:job:{name.split('/')[1]}")
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def test_a_job_of_a_killed_worker_is_claimed_by_another_and_completes_once(jobs: Jobs) -> None:
+    first = jobs.start_worker()
+    tiff = tiff_bytes([text_page(ARTICLE[i % 6 :] + ARTICLE[: i % 6]) for i in range(8)])
+    op = jobs.submit(tiff, "scan.tiff").json()
+
+    def reading() -> dict[str, Any] | None:
+        meta: dict[str, Any] = jobs.get(op["name"]).json()["metadata"]
+        return meta if meta["state"] == "running" and meta["pages_done"] >= 1 else None
+
+    meta = wait_for("the first worker reads a page", reading)
+    assert meta["pages_done"] < 8, "the job ended before the worker could be killed"
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(30)
+    second = jobs.start_worker()
+    done = jobs.done(op["name"])
+    assert done["metadata"]["state"] == "succeeded", done
+    assert [p["number"] for p in done["response"]["pages"]] == list(range(1, 9))
+    job = _job(jobs, op["name"])
+    assert job["completions"] == "1" and job["attempts"] == "2"
+    assert counter(second, "docsum_jobs_completed_total", outcome="succeeded") == 1
+    backlog = redis.Redis.from_url(jobs.redis_url)
+    wait_for("the backlog is empty", lambda: backlog.xlen("docsum:jobs") == 0)
+    second.stop()
+
+
+def test_no_accepted_job_is_lost_when_redis_is_killed_and_restarted(
+    jobs: Jobs, redis_server: RedisServer
+) -> None:
+    worker = jobs.start_worker()
+    accepted = []
+    for i in range(4):
+        r = jobs.submit(png_bytes(text_page(ARTICLE[i:] + ARTICLE[:i])), f"page-{i}.png")
+        assert r.status_code == 202, r.text
+        accepted.append(r.json()["name"])
+    redis_server.stop(signal.SIGKILL)  # no shutdown save: only the append-only file is left
+    redis_server.start()
+    states = {name: jobs.done(name)["metadata"]["state"] for name in accepted}
+    assert set(states.values()) == {"succeeded"}, states
+    assert all(_job(jobs, name)["completions"] == "1" for name in accepted)
+    # The worker went on after Redis came back, and the gateway answers again.
+    assert jobs.submit(png_bytes(text_page(ARTICLE[:2]))).status_code == 202
+    assert worker.proc.poll() is None
+    worker.stop()
+
+
+def test_a_job_failing_every_attempt_is_dead_lettered_with_its_last_error(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    backends: dict[str, list[dict[str, object]]],
+) -> None:
+    # The gateway's backends are up (it accepts the job); the worker's OCR is not.
+    j = start_jobs(tmp_path_factory.mktemp("dead"), _flush(redis_server, 3), backends)
+    j.backends = {**backends, "ocr": [{"url": dead_url(), "version": "stable", "weight": 100}]}
+    try:
+        worker = j.start_worker({"DOCSUM_WORKER_MAX_ATTEMPTS": "2"})
+        op = j.submit(png_bytes(text_page(ARTICLE[:2]))).json()
+        done = j.done(op["name"])
+        assert done["metadata"]["state"] == "failed" and done["metadata"]["attempts"] == 2
+        error = done["error"]
+        assert error["reason"] == "dead_letter"
+        assert error["code"] == "upstream_unavailable", error
+        assert error["message"].startswith("failed 2 times; last error: ocr"), error
+        assert counter(worker, "docsum_jobs_dead_lettered_total") == 1
+        assert counter(worker, "docsum_jobs_completed_total", reason="dead_letter") == 1
+    finally:
+        j.stop()
