@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, FilePath
 from pydantic_settings import SettingsConfigDict
 
 from ..common.settings import ServiceSettings
@@ -49,6 +49,9 @@ class UpstreamSettings(BaseModel):
     #: A file of ``<address> <name>...`` lines (the /etc/hosts format) read before DNS, again
     #: when it changes: a name listed there resolves to every address listed for it.
     resolve_hosts_file: Path | None = None
+    #: PEM file of the CA certificates that ``https://`` backends' certificates are checked
+    #: against (an in-cluster CA); unset → the public ones (certifi).
+    tls_ca_file: FilePath | None = None
 
 
 class GatewaySettings(ServiceSettings):

@@ -9,6 +9,7 @@ pod) and send the URL's host as Host and as the TLS server name, as a call by na
 
 from __future__ import annotations
 
+import ssl
 from typing import Protocol
 
 import httpx
@@ -62,6 +63,11 @@ class PooledTransport:
                 keepalive_expiry=settings.keepalive_expiry_s,
             ),
             trust_env=False,
+            verify=(
+                ssl.create_default_context(cafile=settings.tls_ca_file)
+                if settings.tls_ca_file is not None
+                else True
+            ),
         )
         self._timeouts = {
             "timeout": {

@@ -23,7 +23,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     while (await receive()).get("more_body"):
         pass
     path = scope["path"]
-    status, body = 200, {"status": "ready"}
+    status = 200
+    body: dict[str, object] = {"status": "ready"}
     if path == "/calls":
         body = {"calls": _calls}
     elif path not in ("/readyz", "/livez"):

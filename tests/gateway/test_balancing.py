@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -52,15 +55,30 @@ class Pod:
         return int(httpx.get(f"{self.url}/calls", timeout=5).json()["calls"])
 
 
-def start_pod(tmp: Path, name: str, host: str, port: int, mode: str = "ok") -> Pod:
+def start_pod(
+    tmp: Path,
+    name: str,
+    host: str,
+    port: int,
+    mode: str = "ok",
+    tls: tuple[Path, Path] | None = None,
+) -> Pod:
+    """A pod process; ``tls``: (key, certificate) files to serve HTTPS with."""
     command = [sys.executable, "-m", "uvicorn", "tests.gateway.pod:app"]
     command += ["--host", host, "--port", str(port), "--lifespan", "off", "--no-access-log"]
+    if tls is not None:
+        command += ["--ssl-keyfile", str(tls[0]), "--ssl-certfile", str(tls[1])]
     env = {**os.environ, "POD_NAME": name, "POD_MODE": mode}
     process = spawn(f"pod-{name}", command, port, tmp / f"pod-{name}.log", env)
     pod = Pod(name, host, port, process)
     try:
-        wait_until_ok(f"{pod.url}/readyz", 30, alive=lambda: process.proc.poll() is None)
-    except (RuntimeError, TimeoutError) as exc:
+        if tls is None:
+            wait_until_ok(f"{pod.url}/readyz", 30, alive=lambda: process.proc.poll() is None)
+        else:
+            wait_for(lambda: _listens(host, port) or process.proc.poll() is not None, 30)
+            if process.proc.poll() is not None:
+                raise RuntimeError(f"pod {name} stopped")
+    except (RuntimeError, TimeoutError, AssertionError) as exc:
         process.stop()
         raise RuntimeError(f"{exc}\n{process.logs()[-2000:]}") from None
     return pod
@@ -82,6 +100,14 @@ def pods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pod, Pod, P
             pod.process.stop(grace_s=5)
 
 
+def _listens(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
 def write_hosts(path: Path, pods: list[Pod], name: str = NAME) -> Path:
     """The hosts file: ``name`` resolves to ``pods``' addresses (replaced whole, as a
     ConfigMap update does)."""
@@ -91,9 +117,11 @@ def write_hosts(path: Path, pods: list[Pod], name: str = NAME) -> Path:
     return path
 
 
-def start_pods_gateway(tmp: Path, hosts: Path, port: int, **extra: str) -> LiveService:
-    """A gateway whose two upstreams are ``http://pods.test:<port>``."""
-    url = f"http://{NAME}:{port}"
+def start_pods_gateway(
+    tmp: Path, hosts: Path, port: int, scheme: str = "http", **extra: str
+) -> LiveService:
+    """A gateway whose two upstreams are ``<scheme>://pods.test:<port>``."""
+    url = f"{scheme}://{NAME}:{port}"
     env = {"DOCSUM_GATEWAY_PROBE_INTERVAL_S": "0.2"}
     for upstream in ("OCR", "SUMMARIZER"):
         env[f"DOCSUM_GATEWAY_{upstream}__RESOLVE_HOSTS_FILE"] = str(hosts)
@@ -213,6 +241,35 @@ def test_resolution_again_picks_up_a_pod_added_and_drops_one_removed(
         assert "backend host not resolved; keeping its last addresses" in gw.logs()
     finally:
         gw.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_an_https_pod_is_reached_by_address_under_the_hosts_name(tmp_path: Path) -> None:
+    """The certificate names pods.test only: the call verifies only if the gateway, connected
+    to 127.0.0.2, still asks TLS for pods.test (and sends it as Host)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    command = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", f"/CN={NAME}"]
+    command += ["-addext", f"subjectAltName=DNS:{NAME}"]  # the name only, no IP
+    subprocess.run(command, check=True, capture_output=True)
+    pod = start_pod(tmp_path, "tls", "127.0.0.2", free_port(), tls=(key, cert))
+    try:
+        hosts = write_hosts(tmp_path / "hosts", [pod])
+        gw = start_pods_gateway(tmp_path, hosts, pod.port, "https", tls_ca_file=str(cert))
+        try:
+            r = httpx.post(f"{gw.url}/api/v1/summarize", json={"text": "x"}, headers=AUTH)
+            assert r.status_code == 200, r.text
+            assert r.json() == {"pod": "tls", "host": f"{NAME}:{pod.port}"}
+            circuits = summarizer_series(gw, "docsum_upstream_endpoint_circuit_open", "endpoint")
+            assert circuits == {pod.endpoint: 0.0}
+        finally:
+            gw.stop()
+    finally:
+        pod.process.stop(grace_s=5)
 
 
 # --- the pieces, in process -------------------------------------------------------------------
