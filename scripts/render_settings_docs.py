@@ -36,6 +36,7 @@ COMMAND = "python -m scripts.render_settings_docs"
 #: (service, module, class): one table each, in this order.
 SERVICES = [
     ("gateway", "docsum.gateway.settings", "GatewaySettings"),
+    ("worker", "docsum.jobs.settings", "WorkerSettings"),
     ("ocr", "docsum.ocr.settings", "OCRSettings"),
     ("summarizer", "docsum.summarizer.settings", "SummarizerSettings"),
     ("rollout", "docsum.rollout.settings", "RolloutSettings"),
