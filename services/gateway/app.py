@@ -77,7 +77,7 @@ def build_app(
         title="docsum API",
         version=VERSION,
         description="Read documents and summarize them. Every /api/v1 route needs an API key "
-        f"(X-API-Key or Authorization: Bearer). {HEADER}: <version> pins a backend version.",
+        f"(X-API-Key or Authorization: Bearer). `{HEADER}: <version>` pins a backend version.",
         settings=settings,
         health=health,
         lifespan=lifespan,
@@ -129,7 +129,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             "in": "header",
             "required": False,
             "schema": {"type": "string"},
-            "description": "Pin a version: '<version>' or '<upstream>=<version>[,...]'.",
+            "description": "Pin a version: `<version>` or `<upstream>=<version>[,...]`.",
         }
         for path, operations in schema["paths"].items():
             if path.startswith("/api/"):

@@ -105,6 +105,9 @@ def test_docs_page_authorizes_and_summarizes(
     assert page.evaluate(f"{q('.auth-wrapper .btn.authorize')}.className").endswith(" locked")
 
     page.click(q(f"{SUMMARIZE} .opblock-summary-control"))
+    # Markdown with <placeholders> shows them, not swallowed as HTML tags.
+    params = page.wait_for(f"{q(SUMMARIZE + ' .parameters-container')}?.innerText")
+    assert "<upstream>=<version>" in params, params
     page.click(q(f"{SUMMARIZE} .try-out__btn"))
     page.type_text(
         q(f"{SUMMARIZE} textarea.body-param__text"), json.dumps({"text": TEXT, "max_sentences": 1})
