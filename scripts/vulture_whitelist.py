@@ -17,6 +17,11 @@ timings_ms  # DocumentSummary field (the JSON answer)
 livez  # health router
 readyz  # health router
 summarize_document  # gateway route
+summarize_async  # gateway route (operations.py)
+get_operation  # gateway route (operations.py)
+list_operations  # gateway route (operations.py)
+cancel_operation  # gateway route (operations.py)
+delete_operation  # gateway route (operations.py)
 build_app  # `docsum serve` / uvicorn factory
 _.openapi  # FastAPI's OpenAPI hook, replaced on the app
 

@@ -30,7 +30,6 @@ from redis.asyncio import Redis
 STREAM = "docsum:jobs"
 GROUP = "workers"
 DONE_CHANNEL = "docsum:done"
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 ENDED = frozenset({"succeeded", "failed", "cancelled"})
 #: Bytes of the input sent to Redis per command: the upload is never copied whole.
 CHUNK_BYTES = 1024 * 1024
@@ -95,7 +94,7 @@ local function reap(owner)
   local ids = redis.call('ZRANGEBYSCORE', exp, '-inf', now_ms(), 'LIMIT', 0, 1000)
   for _, id in ipairs(ids) do
     local b = tonumber(redis.call('HGET', 'docsum:sizes:' .. owner, id)) or 0
-    redis.call('HINCRBY', 'docsum:quota:' .. owner, 'bytes', -b)
+    redis.call('HINCRBY', 'docsum:quota:' .. owner, 'bytes', 0 - b)
     redis.call('HDEL', 'docsum:sizes:' .. owner, id)
     redis.call('ZREM', exp, id)
     redis.call('ZREM', 'docsum:ops:' .. owner, id)
@@ -234,7 +233,7 @@ finish(id, 'cancelled', 'deleted', ARGV[3], '')
 local idem = redis.call('HGET', job, 'idem')
 if idem and idem ~= '' then redis.call('DEL', idem) end
 local b = tonumber(redis.call('HGET', 'docsum:sizes:' .. owner, id)) or 0
-redis.call('HINCRBY', 'docsum:quota:' .. owner, 'bytes', -b)
+redis.call('HINCRBY', 'docsum:quota:' .. owner, 'bytes', 0 - b)
 redis.call('HDEL', 'docsum:sizes:' .. owner, id)
 redis.call('ZREM', 'docsum:expiry:' .. owner, id)
 redis.call('ZREM', 'docsum:ops:' .. owner, id)

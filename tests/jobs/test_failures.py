@@ -37,7 +37,9 @@ def jobs(
 
 
 def _job(jobs: Jobs, name: str) -> dict[str, str]:
-    raw = redis.Redis.from_url(jobs.redis_url).hgetall(f"docsum:job:{name.split('/')[1]}")
+    raw: dict[bytes, bytes] = redis.Redis.from_url(jobs.redis_url).hgetall(  # type: ignore[assignment]
+        f"docsum:job:{name.split('/')[1]}"
+    )
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
