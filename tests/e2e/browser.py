@@ -79,7 +79,7 @@ class Page:
     failures: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    _loaded: bool = False
+    _loads: int = 0
 
     # --- protocol ----------------------------------------------------------------------------
     def send(self, method: str, timeout_s: float = 30.0, **params: Any) -> dict[str, Any]:
@@ -109,12 +109,12 @@ class Page:
             self.errors.append(details.get("exception", {}).get("description", details["text"]))
         elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
             self.errors.append(f"{params['entry']['source']}: {params['entry']['text']}")
+        elif method == "Page.loadEventFired":
+            self._loads += 1
         elif method == "Runtime.consoleAPICalled" and params["type"] == "error":
             self.errors.append(
                 " ".join(str(a.get("value", a.get("description"))) for a in params["args"])
             )
-        elif method == "Page.loadEventFired":
-            self._loaded = True
 
     def enable(self) -> None:
         for domain in ("Page", "Network", "Runtime", "Log"):
@@ -123,11 +123,17 @@ class Page:
     # --- what a user does --------------------------------------------------------------------
     def navigate(self, url: str, timeout_s: float = 30.0) -> None:
         """Open ``url`` and wait for its load event."""
-        self._loaded = False
+        loads = self._loads
         result = self.send("Page.navigate", url=url)
         if result.get("errorText"):
             raise BrowserError(f"{url}: {result['errorText']}")
-        self.wait_for("document.readyState === 'complete'", timeout_s, what=f"{url} to load")
+        # The previous document says 'complete' too: wait for the new one's load event.
+        deadline = time.monotonic() + timeout_s
+        while self._loads == loads:
+            if time.monotonic() > deadline:
+                raise BrowserError(f"{url} did not load in {timeout_s:g} s")
+            self.send("Runtime.evaluate", expression="0")  # receives the events meanwhile
+            time.sleep(0.05)
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (awaited if a promise)."""
