@@ -31,7 +31,14 @@ from docsum.gateway.breaker import CircuitBreaker, State
 from docsum.gateway.resolve import AddressBook, ResolveError, Resolver, one_family, parse_hosts
 from docsum.gateway.routing import Backend, Routes
 from tests.gateway.conftest import AUTH
-from tests.support.services import LiveService, free_port, spawn, start_gateway, wait_until_ok
+from tests.support.services import (
+    LiveService,
+    free_port,
+    spawn,
+    start_gateway,
+    start_gateway_alive,
+    wait_until_ok,
+)
 
 NAME = "pods.test"
 
@@ -118,16 +125,18 @@ def write_hosts(path: Path, pods: list[Pod], name: str = NAME) -> Path:
 
 
 def start_pods_gateway(
-    tmp: Path, hosts: Path, port: int, scheme: str = "http", **extra: str
+    tmp: Path, hosts: Path, port: int, scheme: str = "http", ready: bool = True, **extra: str
 ) -> LiveService:
-    """A gateway whose two upstreams are ``<scheme>://pods.test:<port>``."""
+    """A gateway whose two upstreams are ``<scheme>://pods.test:<port>``, waited for until
+    ready (else alive)."""
     url = f"{scheme}://{NAME}:{port}"
     env = {"DOCSUM_GATEWAY_PROBE_INTERVAL_S": "0.2"}
     for upstream in ("OCR", "SUMMARIZER"):
         env[f"DOCSUM_GATEWAY_{upstream}__RESOLVE_HOSTS_FILE"] = str(hosts)
         env.update({f"DOCSUM_GATEWAY_{upstream}__{k.upper()}": v for k, v in extra.items()})
     backends = {"ocr": [{"url": url}], "summarizer": [{"url": url}]}
-    return start_gateway(tmp, backends, env)  # type: ignore[arg-type]
+    start = start_gateway if ready else start_gateway_alive
+    return start(tmp, backends, env)  # type: ignore[arg-type]
 
 
 def metric(gw: LiveService, name: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -239,6 +248,31 @@ def test_resolution_again_picks_up_a_pod_added_and_drops_one_removed(
         wait_for(lambda: summarizer_series(gw, errors, "upstream").get("summarizer", 0) >= 2)
         assert set(served_by(gw, 10)) == {"b"}
         assert "backend host not resolved; keeping its last addresses" in gw.logs()
+    finally:
+        gw.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_connection_error_resolves_again_at_once(
+    pods: tuple[Pod, Pod, Pod], tmp_path: Path
+) -> None:
+    a = pods[0]
+    gone = Pod("gone", "127.0.0.4", a.port, a.process)  # nothing listens there
+    hosts = write_hosts(tmp_path / "hosts", [gone])
+    gw = start_pods_gateway(
+        tmp_path, hosts, a.port, ready=False, resolve_interval_s="3600", breaker_failures="100"
+    )
+    try:
+        # A probe round has run (so has the first resolution before it): 127.0.0.4 refused.
+        wait_for(lambda: "no backend ready" in httpx.get(f"{gw.url}/readyz").text + gw.logs())
+        write_hosts(hosts, [a])  # the pod moved; the periodic resolution is an hour away
+        r = httpx.post(f"{gw.url}/api/v1/summarize", json={"text": "x"}, headers=AUTH)
+        assert r.status_code == 503 and "cannot reach" in r.json()["error"]["message"]
+        # That refusal asked for the name again, in the background: the next calls reach a.
+        call = f"{gw.url}/api/v1/summarize"
+        wait_for(lambda: httpx.post(call, json={"text": "x"}, headers=AUTH).status_code == 200, 5)
+        assert set(served_by(gw, 5)) == {"a"}
     finally:
         gw.stop()
 
