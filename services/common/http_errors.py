@@ -120,7 +120,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         return JSONResponse(
-            error_body(InvalidInput.code, validation_message(exc.errors())), status_code=InvalidInput.status
+            error_body(InvalidInput.code, validation_message(exc.errors())),
+            status_code=InvalidInput.status,
         )
 
     async def on_http(_: Request, exc: Exception) -> JSONResponse:
