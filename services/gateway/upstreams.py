@@ -3,7 +3,7 @@
 A call takes the version and endpoint its :class:`~.routing.Router` chooses and sends through
 its :class:`~.transport.Transport`. Connection errors and 503s are retried with jittered
 backoff on another endpoint; every attempt's outcome feeds that endpoint's circuit breaker.
-An upstream's endpoints are the addresses of its backend URLs' hosts (``resolve.py``: one per
+An upstream's endpoints are the addresses of its backend URLs' hosts (``endpoints.py``: one per
 pod behind a headless Service), resolved again every ``resolve_interval_s`` from its first
 readiness probe on, and at once, in the background, after a connection error.
 What cannot be served becomes a 502/503/504 naming the upstream; answers below 500 (the
@@ -16,7 +16,6 @@ about the backend's health, so it does not count against its circuit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -32,16 +31,12 @@ from ..common.logs import request_id_var
 from . import metrics
 from .backends import BackendSpec
 from .breaker import State
-from .resolve import AddressBook, Resolver
+from .endpoints import Endpoints
 from .routing import Backend, Router, Routes
 from .settings import UpstreamSettings
 from .transport import CONNECT_ERRORS, Headers, PooledTransport, Transport, header
 
 log = logging.getLogger(__name__)
-
-#: Least seconds between two resolutions asked for by connection errors (a burst of errors
-#: from one departed pod asks DNS once).
-_MIN_REFRESH_GAP_S = 1.0
 
 
 @dataclass
@@ -90,14 +85,7 @@ class Upstream:
         self.router = Router(name, settings.breaker_failures, settings.breaker_open_s, self._rng)
         self.transport = transport or PooledTransport(settings)
         self._series: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._resolves = settings.resolve_interval_s > 0
-        self.addresses = AddressBook(
-            name, Resolver(settings.resolve_hosts_file, settings.resolve_timeout_s)
-        )
-        self._specs: list[BackendSpec] = []
-        self._resolving: asyncio.Task[None] | None = None  # the periodic resolution
-        self._refreshing: asyncio.Task[None] | None = None  # one asked for by an error
-        self._endpoint_series: set[tuple[str, str]] = set()
+        self.endpoints = Endpoints(name, settings, self.router)
 
     @property
     def routes(self) -> Routes:
@@ -105,65 +93,8 @@ class Upstream:
         return self.router.routes
 
     def apply(self, specs: list[BackendSpec]) -> None:
-        """Swap in a new routing table (see :meth:`Router.apply`); a host not resolved yet is
-        resolved in the background (connected to by name meanwhile)."""
-        self._specs = list(specs)
-        self._rebuild()
-        if self._resolves and any(self.addresses.lookup(s.host) is None for s in specs):
-            self._refresh_soon()
-
-    def _rebuild(self) -> None:
-        """The table for the current specs and addresses; the gauges follow it."""
-        lookup = self.addresses.lookup if self._resolves else (lambda host: None)
-        before = {v: {b.endpoint for b in g} for v, g in self.routes.versions.items()}
-        self.router.apply(self._specs, lookup)
-        after = {v: {b.endpoint for b in g} for v, g in self.routes.versions.items()}
-        if after != before:
-            log.info(
-                "endpoints in use",
-                extra={
-                    "upstream": self.name,
-                    "endpoints": {v: sorted(e) for v, e in after.items()},
-                    "added": sorted(e for v in after for e in after[v] - before.get(v, set())),
-                    "removed": sorted(e for v in before for e in before[v] - after.get(v, set())),
-                },
-            )
-        series = {(b.version, b.endpoint) for b in self.routes.backends}
-        for version, endpoint in self._endpoint_series - series:  # its pod left
-            with contextlib.suppress(KeyError):
-                metrics.UPSTREAM_ENDPOINT_CIRCUIT_OPEN.remove(self.name, version, endpoint)
-        self._endpoint_series = series
-        for version in set(before) - set(after):
-            metrics.UPSTREAM_CIRCUIT_OPEN.labels(self.name, version).set(0)
-            for circuit in ("closed", "open"):
-                metrics.UPSTREAM_ENDPOINTS.labels(self.name, version, circuit).set(0)
-        for version in after:
-            self._update_circuit_gauge(version)
-
-    async def refresh_endpoints(self) -> None:
-        """Resolve every backend host again; a changed address swaps in a new table."""
-        if await self.addresses.refresh(s.host for s in self._specs):
-            self._rebuild()
-
-    async def _keep_resolved(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.resolve_interval_s)
-            try:
-                await self.refresh_endpoints()
-            except Exception:  # the loop must outlive any one round
-                log.exception("resolving the backend hosts failed", extra={"upstream": self.name})
-
-    def _refresh_soon(self) -> None:
-        """Resolve again in the background now (a connection error may mean a pod left)."""
-        if not self._resolves or (self._refreshing is not None and not self._refreshing.done()):
-            return
-        last = self.addresses.refreshed_at
-        if last is not None and time.monotonic() - last < _MIN_REFRESH_GAP_S:
-            return
-        try:
-            self._refreshing = asyncio.get_running_loop().create_task(self.refresh_endpoints())
-        except RuntimeError:  # no event loop yet: the first probe resolves
-            return
+        """Swap in a new routing table (see :meth:`Endpoints.apply`)."""
+        self.endpoints.apply(specs)
 
     def ready_reason(self) -> str | None:
         """None if at least one endpoint answered its last readiness probe, else why not."""
@@ -178,11 +109,7 @@ class Upstream:
     async def probe(self, timeout_s: float) -> None:
         """Ask every endpoint's /readyz, all at once, and remember the answers. The first
         probe resolves the backend hosts first and starts their periodic resolution."""
-        if self._resolves and self._resolving is None:
-            await self.refresh_endpoints()
-            self._resolving = asyncio.create_task(
-                self._keep_resolved(), name=f"resolve-{self.name}"
-            )
+        await self.endpoints.start()
 
         async def one(backend: Backend) -> None:
             try:
@@ -199,7 +126,7 @@ class Upstream:
 
         await asyncio.gather(*(one(b) for b in self.routes.backends))
         for version in self.routes.versions:
-            self._update_circuit_gauge(version)
+            self.endpoints.publish(version)
 
     async def call(
         self,
@@ -292,7 +219,7 @@ class Upstream:
             return self._server_error(backend, code, r_headers, body)
         except CONNECT_ERRORS as exc:
             verdict = False
-            self._refresh_soon()
+            self.endpoints.refresh_soon()
             reason = str(exc) or "connection refused"
             return _Failure(
                 UpstreamUnavailable(
@@ -346,7 +273,7 @@ class Upstream:
                         "endpoint": backend.endpoint,
                     },
                 )
-            self._update_circuit_gauge(backend.version)
+            self.endpoints.publish(backend.version)
 
     def _observe(self, version: str, status: str, seconds: float) -> None:
         """Count one attempt and its time (the labelled series are looked up once)."""
@@ -370,22 +297,6 @@ class Upstream:
             return _Failure(UpstreamTimeout(message, **details), False)
         return _Failure(UpstreamError(f"{message} (status {code})", **details), False)
 
-    def _update_circuit_gauge(self, version: str) -> None:
-        """The circuit gauges of ``version``: per endpoint, counts, and "any open"."""
-        group = self.routes.versions.get(version, [])
-        opened = 0
-        for b in group:
-            is_open = b.breaker.state is not State.CLOSED
-            opened += is_open
-            series = metrics.UPSTREAM_ENDPOINT_CIRCUIT_OPEN.labels(self.name, version, b.endpoint)
-            series.set(1 if is_open else 0)
-        metrics.UPSTREAM_CIRCUIT_OPEN.labels(self.name, version).set(1 if opened else 0)
-        metrics.UPSTREAM_ENDPOINTS.labels(self.name, version, "open").set(opened)
-        metrics.UPSTREAM_ENDPOINTS.labels(self.name, version, "closed").set(len(group) - opened)
-
     async def aclose(self) -> None:
-        tasks = [t for t in (self._resolving, self._refreshing) if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.endpoints.aclose()
         await self.transport.aclose()
