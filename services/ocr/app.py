@@ -30,7 +30,7 @@ from ..common.heap import IdleTrim
 from ..common.metrics import stage_timer
 from ..common.service import create_app, model_lifespan
 from ..common.version import VERSION
-from .engine import OCREngine, Page, PageCrops, document_text
+from .engine import OCREngine, Page, PageCrops, by_width, document_text
 from .gpu import register_gpu_metrics
 from .intake import Limits, Plan, decode_page, plan_pages
 from .model.ctc import Decoded
@@ -99,19 +99,23 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
     router = APIRouter(prefix="/v1", tags=["ocr"])
 
     async def read_lines(crops: list[np.ndarray], stop: threading.Event) -> list[Decoded]:
-        """Read a page's crops, queued ``lines_per_turn`` at a time, the next turn waiting
-        behind the one being read so that passes stay full; ``stop`` is the request's flow."""
+        """Read a page's crops, narrowest first, queued ``lines_per_turn`` at a time with the
+        next turn waiting behind the one being read, so that passes stay full and each pads
+        little; ``stop`` is the request's flow."""
+        order = by_width(crops)
         turn = settings.lines_per_turn
         queued = asyncio.Semaphore(2)
 
         async def one(start: int) -> list[Decoded]:
             async with queued:
-                return await batcher.submit_all(crops[start : start + turn], flow=stop)
+                part = [crops[i] for i in order[start : start + turn]]
+                return await batcher.submit_all(part, flow=stop)
 
-        readings: list[Decoded] = []
-        for part in await _all([one(start) for start in range(0, len(crops), turn)]):
-            readings += part
-        return readings
+        readings: list[Decoded | None] = [None] * len(crops)
+        done = await _all([one(start) for start in range(0, len(crops), turn)])
+        for i, reading in zip(order, (r for part in done for r in part), strict=True):
+            readings[i] = reading
+        return [r for r in readings if r is not None]
 
     async def read_page(
         data: bytes, plan: Plan, index: int, mode: Mode, stop: threading.Event

@@ -110,6 +110,13 @@ class PageCrops:
         return Page(self.number, self.width, self.height, lines, round(self.skew_deg, 2))
 
 
+def by_width(crops: Sequence[np.ndarray]) -> list[int]:
+    """Indices of ``crops`` from the narrowest to the widest once scaled to one height: read in
+    this order, a forward pass holds crops of similar width, padded little (one wide crop
+    among narrow ones makes the whole pass as wide as it)."""
+    return sorted(range(len(crops)), key=lambda i: crops[i].shape[1] / max(1, crops[i].shape[0]))
+
+
 def document_text(pages: Sequence[Page]) -> str:
     """Pages' text, a blank line between pages."""
     return "\n\n".join(p.text for p in pages if p.text)
