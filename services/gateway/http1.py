@@ -129,6 +129,7 @@ class Http1Transport(httpx.AsyncBaseTransport):
         self._expiry = keepalive_expiry_s
         self._connect_timeout = connect_timeout_s
         self._idle: dict[tuple[str, int], deque[_Connection]] = {}
+        self._swept_at = time.monotonic()
         self._closed = False
 
     async def _connect(self, host: str, port: int) -> _Connection:
@@ -159,8 +160,21 @@ class Http1Transport(httpx.AsyncBaseTransport):
         if self._closed or len(idle) >= self._max_keepalive:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
+        conn.idle_since = now = time.monotonic()
         idle.append(conn)
+        if now - self._swept_at > self._expiry:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> None:
+        """Close expired idle connections and forget hosts left with none: endpoints are pod
+        addresses, and a pod that left is never asked again."""
+        self._swept_at = now
+        for key in list(self._idle):
+            idle = self._idle[key]
+            while idle and (idle[0].closed or now - idle[0].idle_since >= self._expiry):
+                idle.popleft().close()  # the oldest first
+            if not idle:
+                del self._idle[key]
 
     async def send(
         self,

@@ -101,6 +101,11 @@ class Resolver:
             self._hosts, self._stamp = parse_hosts(text), now
         return self._hosts.get(host.lower())
 
+    def _lookup_ended(self, host: str, lookup: asyncio.Future[list[str]]) -> None:
+        self._pending.pop(host, None)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: a lookup that came too late is not an error to log
+
     async def resolve(self, host: str) -> Addresses:
         """Every address of ``host`` now (one family); :class:`ResolveError` if none came
         within ``timeout_s``."""
@@ -111,7 +116,7 @@ class Resolver:
         if lookup is None:
             lookup = asyncio.ensure_future(_getaddrinfo(host))
             self._pending[host] = lookup
-            lookup.add_done_callback(lambda _: self._pending.pop(host, None))
+            lookup.add_done_callback(lambda done: self._lookup_ended(host, done))
         try:
             async with asyncio.timeout(self.timeout_s):
                 answer = await asyncio.shield(lookup)

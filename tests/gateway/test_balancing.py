@@ -26,6 +26,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from docsum.gateway import resolve
 from docsum.gateway.backends import BackendSpec
 from docsum.gateway.breaker import CircuitBreaker, State
 from docsum.gateway.resolve import AddressBook, ResolveError, Resolver, one_family, parse_hosts
@@ -346,6 +347,24 @@ async def test_resolver_order_literal_then_hosts_file_then_the_system_resolver(
         await resolver.resolve("pinned.test")
     with pytest.raises(ResolveError, match=r"no-such-host\.invalid"):
         await Resolver(None, timeout_s=5).resolve("no-such-host.invalid")
+
+
+async def test_a_late_answer_is_a_resolve_error_and_the_lookup_is_not_started_twice(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[str] = []
+
+    async def hangs(host: str) -> list[str]:  # a DNS server that does not answer
+        started.append(host)
+        await asyncio.sleep(3600)
+        return []
+
+    monkeypatch.setattr(resolve, "_getaddrinfo", hangs)
+    resolver = Resolver(None, timeout_s=0.05)
+    for _ in range(2):
+        with pytest.raises(ResolveError, match=r"no answer within 0\.05 s"):
+            await resolver.resolve("slow.invalid")
+    assert started == ["slow.invalid"]  # the second call waited on the first lookup
 
 
 async def test_address_book_keeps_the_last_good_answer_and_counts_failures(

@@ -65,6 +65,20 @@ async def test_a_connection_closed_while_idle_is_replaced_transparently() -> Non
     server.close()
 
 
+async def test_idle_connections_of_a_host_no_longer_called_are_closed_and_forgotten() -> None:
+    gone, gone_port, _ = await _serve(OK, close_after=False)  # a pod that left
+    stays, stays_port, _ = await _serve(OK, close_after=False)
+    pool = Http1Transport(keepalive_expiry_s=0.05)
+    await pool.send("GET", "127.0.0.1", gone_port, "/", [], b"")
+    [kept] = pool._idle[("127.0.0.1", gone_port)]
+    await asyncio.sleep(0.1)
+    await pool.send("GET", "127.0.0.1", stays_port, "/", [], b"")  # a release sweeps
+    assert kept.closed and set(pool._idle) == {("127.0.0.1", stays_port)}
+    await pool.aclose()
+    gone.close()
+    stays.close()
+
+
 async def test_chunked_answers_and_the_httpx_interface() -> None:
     server, port, _ = await _serve(CHUNKED, close_after=False)
     async with httpx.AsyncClient(transport=Http1Transport()) as client:
