@@ -9,8 +9,9 @@ Conventions: services are told apart by the scrape's ``job`` label; per-service 
 have a ``job`` variable filled from Prometheus (so a canary's own job shows up too). Every
 dashboard has ``cluster`` and ``namespace`` variables and every series selector of every query
 filters on them (:func:`scoped`, applied to each target): two installs never mix. A panel
-that can only have data on a GPU says so in its description with :data:`GPU_TAG`;
-tests/observability checks that every other panel's queries return data on a live stack.
+that can only have data on a GPU says so in its description with :data:`GPU_TAG` (only with
+async jobs: :data:`JOBS_TAG`); tests/observability checks that every other panel's queries
+return data on a live stack.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 OUT = Path(__file__).resolve().parent.parent / "helm" / "docsum" / "files" / "dashboards"
 #: Marks a panel that has data only where NVML sees a GPU.
 GPU_TAG = "[requires: gpu]"
+#: Marks a panel that has data only where async jobs run (Redis and workers: jobs.enabled).
+JOBS_TAG = "[requires: jobs]"
 #: Series of docsum's jobs only: a job name alone ("gateway") may be another app's too. The
 #: ServiceMonitors copy the pods' app.kubernetes.io/part-of; the local scrape config sets it.
 DOCSUM = 'app_kubernetes_io_part_of="docsum"'
@@ -200,6 +203,92 @@ def gpu(panel: Panel) -> Panel:
     """Mark a panel as one that has data only with a GPU."""
     panel["description"] = f"{panel['description']} {GPU_TAG}"
     return panel
+
+
+def jobs(panel: Panel) -> Panel:
+    """Mark a panel as one that has data only where async jobs run."""
+    panel["description"] = f"{panel['description']} {JOBS_TAG}"
+    return panel
+
+
+def jobs_panels() -> list[Panel]:
+    """The async jobs: flow, backlog, age, duration (issue 17's workers and queue)."""
+    rate = "[$__rate_interval]"
+    return [
+        row("Async jobs"),
+        jobs(
+            timeseries(
+                "Jobs submitted, completed and failed /s",
+                [
+                    (f"sum(rate(docsum_jobs_submitted_total{rate}))", "submitted"),
+                    (
+                        f"sum by (outcome) (rate(docsum_jobs_completed_total{rate}))",
+                        "{{outcome}}",
+                    ),
+                ],
+                "ops",
+                "Jobs accepted by the gateway (202) and finished by the workers, by outcome "
+                "(succeeded, failed, cancelled).",
+                w=8,
+            )
+        ),
+        jobs(
+            timeseries(
+                "Failed jobs /s by reason",
+                [
+                    (
+                        "sum by (reason) (rate(docsum_jobs_completed_total"
+                        f'{{outcome="failed"}}{rate}))',
+                        "{{reason}}",
+                    )
+                ],
+                "ops",
+                "Why jobs fail: upstream, bad_input, dead_letter (attempts used up), expired.",
+                w=8,
+                stack=True,
+            )
+        ),
+        jobs(
+            timeseries(
+                "Backlog and jobs running",
+                [
+                    ("max(docsum_jobs_pending)", "pending (the queue)"),
+                    ("sum(docsum_jobs_in_progress)", "running (all workers)"),
+                    (f'count(up{{job="worker", {DOCSUM}}} == 1)', "workers up"),
+                ],
+                "short",
+                "Jobs not yet finished in the queue (every worker reports it alike: the max; "
+                "the workers' HPA scales on it), those being run now, and the workers.",
+                w=8,
+            )
+        ),
+        jobs(
+            timeseries(
+                "Oldest unfinished job",
+                [("max(docsum_jobs_oldest_pending_age_seconds)", "age")],
+                "s",
+                "Age of the oldest job waiting or running (DocsumJobsWaitingTooLong fires over "
+                "15 minutes).",
+                w=12,
+            )
+        ),
+        jobs(
+            timeseries(
+                "Job duration, submit to done: p50 / p95 / p99",
+                [
+                    (
+                        f"histogram_quantile({q}, sum by (le) (rate("
+                        f'docsum_jobs_duration_seconds_bucket{{outcome="succeeded"}}{rate})))',
+                        f"p{int(float(q) * 100)}",
+                    )
+                    for q in ("0.5", "0.95", "0.99")
+                ],
+                "s",
+                "End to end, queue wait included, of the jobs that succeeded.",
+                w=12,
+            )
+        ),
+    ]
 
 
 def _layout(panels: list[Panel]) -> list[Panel]:
@@ -628,6 +717,7 @@ def overview() -> dict[str, Any]:
             "Replicas serving each model name, version and device.",
             w=24,
         ),
+        *jobs_panels(),
     ]
     return dashboard(
         "docsum-overview",

@@ -50,7 +50,7 @@ CRD_PACKAGES = {
     "monitoring.coreos.com": "@kubernetes-models/prometheus-operator",
     "gateway.networking.k8s.io": "@kubernetes-models/gateway-api",
 }
-HELM_VALUES = ("default", "gpu", "canary", "prod", "probes")
+HELM_VALUES = ("default", "gpu", "canary", "prod", "probes", "jobs")
 RULES = kr.CHART / "files" / "rules"
 RULE_TESTS = ROOT / "monitoring" / "rule-tests"
 DASHBOARDS_SPEC = ROOT / "monitoring" / "build_dashboards.py"
@@ -126,9 +126,18 @@ def check_renders(renders: dict[str, list[dict[str, Any]]]) -> str:
             problems.append(
                 f"base+{feature}: kustomize ≠ helm\n{_diff(normalize(objs), normalize(helm))}"
             )
+    # A combination on the base with its two features: the chart with both.
+    for combo, pair in kr.COMBOS.items():
+        objs = kr.kustomize(_kustomization(combo, [*pair, combo]))
+        renders[f"kustomize/base+{'+'.join(pair)}+{combo}"] = objs
+        helm = kr.helm_template(kr.values_for(pair))
+        if normalize(objs) != normalize(helm):
+            problems.append(
+                f"base+{combo}: kustomize ≠ helm\n{_diff(normalize(objs), normalize(helm))}"
+            )
     # Hand-written components (not from the chart, e.g. loadgen): rendered and validated too.
     for extra in sorted((kr.K8S / "components").iterdir()):
-        if extra.is_dir() and extra.name not in kr.FEATURES:
+        if extra.is_dir() and extra.name not in kr.FEATURES and extra.name not in kr.COMBOS:
             renders[f"kustomize/base+{extra.name}"] = kr.kustomize(
                 _kustomization(extra.name, [extra.name])
             )
@@ -150,7 +159,8 @@ def check_renders(renders: dict[str, list[dict[str, Any]]]) -> str:
         must([helm, "lint", "--strict", str(kr.CHART), *extra], f"helm lint --strict ({name})")
     if problems:
         raise Failed("\n".join(problems))
-    return f"{len(renders)} renders, kustomize = helm for {len(kr.FEATURES)} components and prod"
+    n = len(kr.FEATURES) + len(kr.COMBOS)
+    return f"{len(renders)} renders, kustomize = helm for {n} components and prod"
 
 
 # --- 3. schemas ------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ What is generated, and how:
   kinds it knows): components compose in any order that puts ``rollouts`` last. Patches for
   objects only another feature creates (the HPAs that ``rollouts`` retargets) are no-ops
   without it.
+* ``k8s/components/<a>-<b>/`` (COMBOS) = what only two features together make (the workers' HPA
+  needs ``jobs`` and ``autoscaling``): the objects of the chart with both that neither makes
+  alone, and patches to the objects one of them made; included after both.
 
 ``scripts/k8s_check.py`` renders every overlay and component with kustomize and checks each
 against the chart rendered with the same features (so the generation itself is tested).
@@ -58,13 +61,16 @@ HEADER = (
 
 #: Values of the kustomize base: the chart's defaults, plus a Namespace object, minus the
 #: NetworkPolicies (on by default in the chart; in kustomize they are a component, which both
-#: overlays include) and the `helm test` pod.
+#: overlays include) and the `helm test` pod; the jobs' Redis password from the user's Secret.
 BASE_VALUES: dict[str, Any] = {
     "createNamespace": True,
     "managedBy": "kustomize",
     "networkPolicy": {"enabled": False},
     # `helm test` is Helm's: no test pod (nor its network policy) in the kustomize tree.
     "tests": {"enabled": False},
+    # The Redis password is a Secret the user creates (docs/deploy.md): never a generated one
+    # in the repository.
+    "jobs": {"redis": {"auth": {"existingSecret": "docsum-redis-auth"}}},
 }
 
 #: kustomize component → the chart values that turn the feature on.
@@ -77,14 +83,35 @@ FEATURES: dict[str, dict[str, Any]] = {
     "canary": {"ocr": {"canary": {"enabled": True}}, "summarizer": {"canary": {"enabled": True}}},
     "blue-green": {"gateway": {"blueGreen": {"enabled": True}}},
     "rollouts": {"rollouts": {"enabled": True}},
+    "jobs": {"jobs": {"enabled": True}},
+}
+
+#: Components of what two features make together: name → (feature, feature).
+COMBOS: dict[str, tuple[str, str]] = {
+    "jobs-autoscaling": ("jobs", "autoscaling"),
+    "jobs-monitoring": ("jobs", "monitoring"),
+    "jobs-network-policies": ("jobs", "network-policies"),
+    "jobs-blue-green": ("jobs", "blue-green"),
 }
 
 #: Features whose objects a component also patches when they are present (rollouts → HPAs).
 CONTEXT: dict[str, list[str]] = {"rollouts": ["autoscaling"], "gpu": ["autoscaling"]}
 
 #: The prod overlay's components, in order: autoscaling before gpu (which adds the GPU metric to
-#: the OCR HPA), rollouts last (it turns the Deployments the others patched into Rollouts).
-PROD = ["autoscaling", "gpu", "monitoring", "network-policies", "ingress", "rollouts"]
+#: the OCR HPA), a combination after both its features, rollouts last (it turns the Deployments
+#: the others patched into Rollouts).
+PROD = [
+    "autoscaling",
+    "gpu",
+    "monitoring",
+    "network-policies",
+    "ingress",
+    "jobs",
+    "jobs-autoscaling",
+    "jobs-monitoring",
+    "jobs-network-policies",
+    "rollouts",
+]
 
 WORKLOAD_KINDS = ("Deployment", "Rollout")
 
@@ -123,7 +150,8 @@ def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def values_for(features: Iterable[str], base: Mapping[str, Any] = BASE_VALUES) -> dict[str, Any]:
-    return merge(base, *(FEATURES[f] for f in features))
+    """The chart's values with ``features`` on (a combination's name adds nothing of its own)."""
+    return merge(base, *(FEATURES[f] for f in features if f not in COMBOS))
 
 
 def helm_template(
@@ -361,28 +389,41 @@ def render_tree(chart: Path = CHART) -> dict[Path, str]:
             )
             patches += extra
         out = K8S / "components" / feature
-        doc: dict[str, Any] = {
-            "apiVersion": "kustomize.config.k8s.io/v1alpha1",
-            "kind": "Component",
-        }
-        if resources:
-            doc["resources"] = ["resources.yaml"]
-            files[out / "resources.yaml"] = HEADER + dump_all(resources)
-        if patches:
-            doc["patches"] = []
-            for entry in patches:
-                path = _patch_file(entry)
-                files[out / path] = HEADER + dump_all([entry["patch"]])
-                item = {"path": path, "target": entry["target"]}
-                if "options" in entry:
-                    item["options"] = entry["options"]
-                doc["patches"].append(item)
-        files[out / "kustomization.yaml"] = HEADER + dump_all([doc])
+        files.update(_component_files(out, resources, patches))
+    for combo, (a, b) in COMBOS.items():
+        in_base = {ident(o) for o in base}
+        separate = helm_template(values_for([a]), chart) + helm_template(values_for([b]), chart)
+        before = [o for o in separate if ident(o) not in in_base]
+        after = [o for o in helm_template(values_for([a, b]), chart) if ident(o) not in in_base]
+        resources, patches = component(before, after)
+        files.update(_component_files(K8S / "components" / combo, resources, patches))
+    return files
+
+
+def _component_files(
+    out: Path, resources: list[dict[str, Any]], patches: list[dict[str, Any]]
+) -> dict[Path, str]:
+    """The files of one kustomize Component: its kustomization, resources and patches."""
+    files: dict[Path, str] = {}
+    doc: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1alpha1", "kind": "Component"}
+    if resources:
+        doc["resources"] = ["resources.yaml"]
+        files[out / "resources.yaml"] = HEADER + dump_all(resources)
+    if patches:
+        doc["patches"] = []
+        for entry in patches:
+            path = _patch_file(entry)
+            files[out / path] = HEADER + dump_all([entry["patch"]])
+            item = {"path": path, "target": entry["target"]}
+            if "options" in entry:
+                item["options"] = entry["options"]
+            doc["patches"].append(item)
+    files[out / "kustomization.yaml"] = HEADER + dump_all([doc])
     return files
 
 
 def generated_dirs() -> list[Path]:
-    return [K8S / "base"] + [K8S / "components" / f for f in FEATURES]
+    return [K8S / "base"] + [K8S / "components" / f for f in [*FEATURES, *COMBOS]]
 
 
 def stale(files: Mapping[Path, str]) -> list[Path]:

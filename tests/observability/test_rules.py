@@ -25,6 +25,7 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 DASHBOARD_FILES = sorted(DASHBOARDS.glob("*.json"))
 SLO = ROOT / "loadtests" / "slo.toml"
 GPU_TAG = "[requires: gpu]"
+JOBS_TAG = "[requires: jobs]"
 #: The only panels allowed to have no data without a GPU (they read NVML metrics).
 GPU_PANELS = {("docsum-ocr", "GPU utilization"), ("docsum-ocr", "GPU memory")}
 RUNBOOK_BASE = "https://github.com/docsum/docsum/blob/main/docs/runbook.md#"
@@ -154,6 +155,7 @@ def test_dashboards_are_complete_and_gpu_panels_are_few_and_marked() -> None:
     names = {p.stem for p in DASHBOARD_FILES}
     assert names == {"docsum-overview", "docsum-ocr", "docsum-summarizer", "docsum-gateway"}
     gpu_panels = set()
+    jobs_panels: set[str] = set()
     for path in DASHBOARD_FILES:
         d = json.loads(path.read_text())
         assert d["uid"] == path.stem
@@ -168,7 +170,15 @@ def test_dashboards_are_complete_and_gpu_panels_are_few_and_marked() -> None:
                 for t in p["targets"]:
                     names_used = set(re.findall(r"\b(docsum_[a-z0-9_]+)", t["expr"]))
                     assert names_used and all(n.startswith("docsum_gpu_") for n in names_used)
+            if JOBS_TAG in p["description"]:
+                jobs_panels.add(p["title"])
+                for t in p["targets"]:
+                    names_used = set(re.findall(r"\b(docsum_[a-z0-9_]+)", t["expr"]))
+                    assert all(n.startswith("docsum_jobs_") for n in names_used), t["expr"]
+                    assert names_used or 'job="worker"' in t["expr"], t["expr"]
     assert gpu_panels == GPU_PANELS
+    # Issue 17's row: submitted/completed/failed, backlog, oldest age, duration quantiles.
+    assert len(jobs_panels) == 5, jobs_panels
 
 
 def test_gateway_dashboard_compares_canary_and_stable() -> None:
@@ -185,6 +195,7 @@ def known_metrics() -> set[str]:
 
     import docsum.common.metrics
     import docsum.gateway.metrics
+    import docsum.jobs.metrics
     import docsum.ocr.metrics  # noqa: F401
 
     names: set[str] = set()

@@ -1,7 +1,7 @@
 {{/*
 Helpers shared by every template. A "service context" is a dict:
   root   the chart's top context ($)
-  name   ocr | summarizer | gateway
+  name   ocr | summarizer | gateway | worker (jobs.worker, with the gateway's image)
   svc    that service's values block
   track  stable | canary          (which gateway-weighted track; ocr and summarizer)
   slot   "" | blue | green        (gateway blue/green without Argo)
@@ -48,7 +48,7 @@ Helpers shared by every template. A "service context" is a dict:
 app.kubernetes.io/name: {{ include "docsum.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
 app.kubernetes.io/component: {{ .name }}
-{{- if ne .name "gateway" }}
+{{- if has .name (list "ocr" "summarizer") }}
 docsum.io/track: {{ .track | default "stable" }}
 {{- end }}
 {{- if .slot }}
@@ -152,7 +152,7 @@ DOCSUM_{{ upper .name }}_
      image.digests.<service> is set, else :<tag> (+ gpu.imageTagSuffix on GPU pods). */}}
 {{- define "docsum.image" -}}
 {{- $root := .root -}}
-{{- $digest := index $root.Values.image.digests .name | default "" -}}
+{{- $digest := index $root.Values.image.digests (ternary "gateway" .name (eq .name "worker")) | default "" -}}
 {{- $base := printf "%s/%s" $root.Values.image.registry .svc.image.repository -}}
 {{- if and $digest (eq .track "stable") (not .slot) -}}
 {{- printf "%s@%s" $base $digest -}}
@@ -170,6 +170,8 @@ DOCSUM_{{ upper .name }}_
 {{- $prefix := include "docsum.envPrefix" . -}}
 {{- $gpu := and (eq .name "ocr") $svc.gpu.enabled -}}
 {{- $probePort := include "docsum.probePortName" $root -}}
+{{- /* The gateway (async routes) and the workers talk to Redis when jobs are on. */ -}}
+{{- $jobs := and $root.Values.jobs.enabled (has .name (list "gateway" "worker")) -}}
 metadata:
   labels:
     {{- include "docsum.podLabels" . | nindent 4 }}
@@ -187,8 +189,11 @@ spec:
   automountServiceAccountToken: false
   # Service links would inject DOCSUM_OCR_PORT=tcp://… into every pod: a clash with our settings.
   enableServiceLinks: false
-  # Must exceed preStop + the service's drain (SHUTDOWN_GRACE_S) so in-flight requests finish.
-  terminationGracePeriodSeconds: {{ add $root.Values.preStopSleepSeconds (int (index $svc.settings "SHUTDOWN_GRACE_S" | default 25)) 10 }}
+  # Must exceed preStop + the service's drain (SHUTDOWN_GRACE_S; a worker's job: DRAIN_S) so
+  # in-flight requests (the current job) finish.
+  {{- $grace := int (index $svc.settings "SHUTDOWN_GRACE_S" | default 25) }}
+  {{- if eq .name "worker" }}{{ $grace = max $grace (int (index $svc.settings "DRAIN_S" | default 60)) }}{{ end }}
+  terminationGracePeriodSeconds: {{ add $root.Values.preStopSleepSeconds $grace 10 }}
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   {{- with $root.Values.imagePullSecrets }}
@@ -247,12 +252,18 @@ spec:
         {{- if $root.Values.probes.separatePort }}
         - {name: {{ $prefix }}PROBE_PORT, value: {{ $svc.probePort | quote }}}
         {{- end }}
-        {{- if ne .name "gateway" }}
+        {{- if has .name (list "ocr" "summarizer") }}
         - {name: {{ $prefix }}TORCH_THREADS, value: {{ include "docsum.torchThreads" . | quote }}}
         - {name: {{ $prefix }}DEVICE, value: {{ ternary "cuda" "cpu" $gpu | quote }}}
         {{- else }}
-        - {name: DOCSUM_GATEWAY_BACKENDS_FILE, value: /etc/docsum/backends/backends.json}
+        - {name: {{ $prefix }}BACKENDS_FILE, value: /etc/docsum/backends/backends.json}
+        {{- if eq .name "gateway" }}
         - {name: DOCSUM_GATEWAY_API_KEYS_FILE, value: /etc/docsum/api-keys/api-keys}
+        {{- end }}
+        {{- if $jobs }}
+        - {name: {{ $prefix }}REDIS_URL, value: {{ include "docsum.redisURL" $root | quote }}}
+        - {name: {{ $prefix }}REDIS_PASSWORD_FILE, value: /etc/docsum/redis/password}
+        {{- end }}
         {{- end }}
         # The root filesystem is read-only: caches (HF, torch) go to the /tmp emptyDir.
         - {name: HOME, value: /tmp}
@@ -288,22 +299,37 @@ spec:
             command: ["sleep", "{{ $root.Values.preStopSleepSeconds }}"]
       volumeMounts:
         - {name: tmp, mountPath: /tmp}
-        {{- if eq .name "gateway" }}
+        {{- if has .name (list "gateway" "worker") }}
         # A directory mount (not subPath) so ConfigMap and Secret updates reach the pod.
         - {name: backends, mountPath: /etc/docsum/backends, readOnly: true}
+        {{- end }}
+        {{- if eq .name "gateway" }}
         - {name: api-keys, mountPath: /etc/docsum/api-keys, readOnly: true}
+        {{- end }}
+        {{- if $jobs }}
+        - {name: redis-auth, mountPath: /etc/docsum/redis, readOnly: true}
         {{- end }}
   volumes:
     - name: tmp
       emptyDir:
         sizeLimit: {{ $root.Values.tmpSizeLimit }}
-    {{- if eq .name "gateway" }}
+    {{- if has .name (list "gateway" "worker") }}
+    # The workers follow the gateway's backends (and canary weights) too.
     - name: backends
       configMap:
         name: {{ include "docsum.fullname" $root }}-gateway-backends
+    {{- end }}
+    {{- if eq .name "gateway" }}
     - name: api-keys
       secret:
         secretName: {{ include "docsum.apiKeysSecret" $root }}
+        defaultMode: 0440
+    {{- end }}
+    {{- if $jobs }}
+    - name: redis-auth
+      secret:
+        secretName: {{ include "docsum.redisSecret" $root }}
+        items: [{key: password, path: password}]
         defaultMode: 0440
     {{- end }}
 {{- end -}}
@@ -385,4 +411,43 @@ args:
 {{- $slot = index ($live.spec.selector | default dict) "docsum.io/slot" | default "" -}}
 {{- end -}}
 {{- $slot | default .Values.gateway.blueGreen.activeSlot -}}
+{{- end -}}
+
+
+{{/* Redis of the async jobs: jobs.redis.external.url, else the chart's StatefulSet. */}}
+{{- define "docsum.redisURL" -}}
+{{- .Values.jobs.redis.external.url | default (printf "redis://%s-redis:%v/0" (include "docsum.fullname" .) .Values.jobs.redis.port) -}}
+{{- end -}}
+
+{{/* The Secret (key `password`) of Redis: jobs.redis.auth.existingSecret, else
+     <fullname>-redis-auth (which the chart makes, with a password kept across upgrades). */}}
+{{- define "docsum.redisSecret" -}}
+{{- .Values.jobs.redis.auth.existingSecret | default (printf "%s-redis-auth" (include "docsum.fullname" .)) -}}
+{{- end -}}
+
+{{/* The worker's service context: jobs.worker's values with the gateway's image (the worker
+     runs the gateway's pipeline: pypdfium2, httpx, redis). */}}
+{{- define "docsum.workerContext" -}}
+{{- $svc := merge (dict "image" .Values.gateway.image) (deepCopy .Values.jobs.worker) -}}
+{{- toJson (dict "name" "worker" "track" "stable" "slot" "" "svc" $svc) -}}
+{{- end -}}
+
+{{/* Redis' probe: PONG with the password (redis-cli reads REDISCLI_AUTH; it exits 0 on an
+     error reply, hence the grep). */}}
+{{- define "docsum.redisPing" -}}
+REDISCLI_AUTH="$(cat /etc/redis/auth/password)" redis-cli -p {{ .port }} ping | grep -q PONG
+{{- end -}}
+
+{{/* NetworkPolicy egress rules to ocr's and the summarizer's API ports (the gateway, workers). */}}
+{{- define "docsum.backendEgress" -}}
+{{- $sel := include "docsum.releaseSelector" . | fromYaml -}}
+{{- range $name := list "ocr" "summarizer" }}
+- to:
+    - podSelector:
+        matchLabels:
+          {{- toYaml $sel | nindent 10 }}
+          app.kubernetes.io/component: {{ $name }}
+  ports:
+    - {protocol: TCP, port: {{ (index $.Values $name).port }}}
+{{- end }}
 {{- end -}}
