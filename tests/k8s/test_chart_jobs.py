@@ -3,8 +3,12 @@ NetworkPolicies around Redis, the workers' HPA on the backlog, and jobs off by d
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -257,3 +261,62 @@ def test_the_gateway_s_memory_limit_holds_its_pdf_workers_at_their_caps() -> Non
         [c] = by_name(objs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
         own = mebibytes(c["resources"]["requests"]["memory"])
         assert mebibytes(c["resources"]["limits"]["memory"]) >= own + pdf, name
+
+
+REDIS_BIN = ROOT / ".tools" / "redis" / "bin"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(
+    not (REDIS_BIN / "redis-server").exists(),
+    reason="Redis not installed (scripts/install_redis.sh)",
+)
+def test_the_rendered_start_script_and_probe_run_a_redis_that_wants_its_password(
+    prod: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The StatefulSet's own shell lines, run with Debian's Redis 7 in place of the image's
+    (paths moved under tmp_path): the server starts with the password from the file, appendonly
+    on, and the readiness probe passes only with that password."""
+    from tests.support.services import free_port
+
+    [c] = by_name(prod, "StatefulSet", "docsum-redis")["spec"]["template"]["spec"]["containers"]
+    port = free_port()
+    (tmp_path / "auth").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "auth" / "password").write_text("s3cret-from-the-secret")
+
+    def local(script: str) -> str:
+        return (
+            script.replace("/etc/redis/auth", str(tmp_path / "auth"))
+            .replace("--dir /data", f"--dir {tmp_path / 'data'}")
+            .replace("--port 6379", f"--port {port}")
+            .replace("-p 6379", f"-p {port}")
+            .replace("redis-server", str(REDIS_BIN / "redis-server"))
+            .replace("redis-cli", str(REDIS_BIN / "redis-cli"))
+        )
+
+    assert c["command"] == ["sh", "-c"]
+    server = subprocess.Popen(["sh", "-c", local(c["args"][0])], stdout=subprocess.DEVNULL)
+    probe = local(c["readinessProbe"]["exec"]["command"][2])
+    cli = [str(REDIS_BIN / "redis-cli"), "-p", str(port)]
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run(["sh", "-c", probe], check=False).returncode != 0:
+            assert server.poll() is None and time.monotonic() < deadline, "Redis did not start"
+            time.sleep(0.2)
+        no_auth = subprocess.run([*cli, "ping"], capture_output=True, text=True, check=False)
+        assert "NOAUTH" in no_auth.stdout
+        authed = {**os.environ, "REDISCLI_AUTH": "s3cret-from-the-secret"}
+        for key, want in (("appendonly", "yes"), ("appendfsync", "everysec")):
+            got = subprocess.run(
+                [*cli, "config", "get", key], capture_output=True, text=True, env=authed, check=True
+            )
+            assert got.stdout.split() == [key, want]
+        (tmp_path / "auth" / "password").write_text("another")
+        assert subprocess.run(["sh", "-c", probe], check=False).returncode != 0
+        # SIGTERM (the kubelet's stop): Redis is PID 1's exec, it flushes and exits
+        server.terminate()
+        assert server.wait(timeout=10) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
