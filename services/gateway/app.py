@@ -92,7 +92,8 @@ def build_app(
             max_age=600,
         )
     app.include_router(router)
-    app.include_router(operations_router)
+    # Published in the OpenAPI only where they work (with Redis); elsewhere they answer 503.
+    app.include_router(operations_router, include_in_schema=jobs is not None)
     install_docs(app)
     # Inside the kit's request middleware (added first by create_app), before routing: the
     # key check, then the JSON pass-through lane. Both name the request by the API router's

@@ -38,6 +38,9 @@ class JobQueue:
         self.redis = redis
         self.consumer = consumer
         self.min_idle_ms = int(visibility_timeout_s * 1000)
+        # XAUTOCLAIM looks at a few entries per call: the scan goes on where it stopped, so
+        # an abandoned entry behind many running ones is found too.
+        self._claim_from = "0-0"
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group (from the first entry) if missing."""
@@ -50,9 +53,10 @@ class JobQueue:
     async def take(self, block_s: float) -> Delivery | None:
         """An abandoned entry if one has been idle past the visibility timeout, else a new
         one (waiting up to ``block_s``), else None."""
-        _, claimed, *_ = await self.redis.xautoclaim(
-            STREAM, GROUP, self.consumer, self.min_idle_ms, start_id="0-0", count=1
+        next_from, claimed, *_ = await self.redis.xautoclaim(
+            STREAM, GROUP, self.consumer, self.min_idle_ms, start_id=self._claim_from, count=1
         )
+        self._claim_from = _str(next_from)
         for entry, fields in claimed:
             if fields:  # a deleted entry comes back without fields
                 return Delivery(_str(entry), _str(fields[b"id"]), claimed=True)

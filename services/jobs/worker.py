@@ -137,6 +137,9 @@ class Worker:
         job = await self._redis(self.store.job, job_id)
         data = await self._redis(self.store.input, job_id)
         if job is None or data is None:  # deleted between the take and now
+            if job is not None:
+                gone = error_json("bad_input", "the job's input is no longer in the store")
+                await self._redis(self.store.finish, job_id, "failed", "bad_input", gone, "")
             await self._redis(self.queue.ack, entry)
             return
         log.info(
@@ -172,7 +175,7 @@ class Worker:
         try:
             body = await run
         except asyncio.CancelledError:
-            if watch.done() and isinstance(watch.exception(), _Cancelled):
+            if watch.done() and not watch.cancelled() and isinstance(watch.exception(), _Cancelled):
                 await self._redis(self.queue.ack, entry)
                 metrics.COMPLETED.labels("cancelled", "cancelled").inc()
                 log.info("job cancelled while running", extra={"job": job_id})

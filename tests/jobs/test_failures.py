@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
@@ -109,3 +111,38 @@ def test_a_job_failing_every_attempt_is_dead_lettered_with_its_last_error(
         assert counter(worker, "docsum_jobs_completed_total", reason="dead_letter") == 1
     finally:
         j.stop()
+
+
+def test_a_worker_stopped_by_sigterm_hands_its_job_back(jobs: Jobs) -> None:
+    first = jobs.start_worker({"DOCSUM_WORKER_DRAIN_S": "0.5"})
+    tiff = tiff_bytes([text_page(ARTICLE[i % 6 :] + ARTICLE[: i % 6]) for i in range(8)])
+    op = jobs.submit(tiff, "scan.tiff").json()
+
+    def reading() -> dict[str, Any] | None:
+        meta: dict[str, Any] = jobs.get(op["name"]).json()["metadata"]
+        return meta if meta["state"] == "running" and meta["pages_done"] >= 1 else None
+
+    wait_for("the worker reads a page", reading)
+    # uvicorn re-raises SIGTERM once drained: -SIGTERM is a clean exit, -SIGKILL would not be.
+    assert first.stop(grace_s=30) in (0, -signal.SIGTERM)
+    assert "the current job is handed back" in first.logs()
+    job = _job(jobs, op["name"])
+    assert job["state"] == "queued" and job["attempts"] == "0", job  # not a failed attempt
+    second = jobs.start_worker()
+    done = jobs.done(op["name"])
+    assert done["metadata"]["state"] == "succeeded" and done["metadata"]["attempts"] == 1
+    assert _job(jobs, op["name"])["completions"] == "1"
+    second.stop()
+
+
+def test_a_worker_is_not_ready_until_redis_answers(tmp_path: Path) -> None:
+    from tests.support.services import free_port, start_service
+
+    env = {"DOCSUM_WORKER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    worker = start_service("worker", tmp_path, env, wait=False)
+    try:
+        worker.wait_alive()
+        r = httpx.get(f"{worker.url}/readyz", timeout=10)
+        assert r.status_code == 503, r.text
+    finally:
+        assert worker.stop() in (0, -signal.SIGTERM)

@@ -217,3 +217,30 @@ def test_a_gateway_without_redis_answers_503(gateway_service: LiveService, tmp_p
     )
     assert r.status_code == 503 and r.json()["error"]["code"] == "jobs_unavailable"
     assert "DOCSUM_GATEWAY_REDIS_URL" in r.json()["error"]["message"]
+
+
+def test_the_async_routes_survive_generated_input(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    backends: dict[str, list[dict[str, object]]],
+) -> None:
+    from tests.reliability.fuzzing import fuzz_api
+
+    j = start_jobs(tmp_path_factory.mktemp("fuzz"), _flush(redis_server, 4), backends)
+    try:
+        report = fuzz_api(j.gateway.url, 120, seed_value=20261202, headers=AUTH)
+    finally:
+        j.stop()
+    failures = [
+        f"{f.operation} [{f.mode}] {f.rule} ({f.status}): {f.detail[:200]}"
+        for f in report.failures[:10]
+    ]
+    assert not report.failed_cases, "\n".join(failures)
+    assert {
+        "POST /api/v1/documents:summarizeAsync",
+        "GET /api/v1/operations/{op_id}",
+        "GET /api/v1/operations",
+        "POST /api/v1/operations/{op_id}:cancel",
+        "DELETE /api/v1/operations/{op_id}",
+    } <= set(report.statuses)
+    assert report.statuses["POST /api/v1/documents:summarizeAsync"][202] > 0
