@@ -1,4 +1,4 @@
-"""The async jobs' metrics (names fixed with the chart and the dashboards: docs/observability.md).
+"""The async jobs' metrics (their names are fixed with the chart's autoscaling and alerts).
 
 ``docsum_jobs_pending`` and ``docsum_jobs_oldest_pending_age_seconds`` describe the shared
 queue, so every worker exports the same value: aggregate them with ``max()``.
