@@ -10,172 +10,31 @@ paths against real processes.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 from prometheus_client import REGISTRY
 
-from docsum.gateway.app import build_app
-from docsum.gateway.auth import hash_key
 from docsum.gateway.pins import HEADER
-from docsum.gateway.routing import Backend
-from docsum.gateway.settings import GatewaySettings, UpstreamSettings
-from docsum.gateway.transport import Answer, Headers
-from docsum.gateway.upstreams import Upstream
 from tests.gateway.documents import ARTICLE, make_pdf, png_bytes
-
-KEY = "in-process-key"
-AUTH = {"X-API-Key": KEY}
-
-
-@dataclass
-class Call:
-    """One exchange a fake backend received."""
-
-    version: str
-    method: str
-    path: str
-    body: bytes
-    headers: dict[str, str]
-
-    @property
-    def filename(self) -> str:
-        """The uploaded file's name, in a multipart body."""
-        m = re.search(rb'filename="([^"]*)"', self.body)
-        return m[1].decode() if m else ""
-
-
-#: What a fake backend answers to a call: (status, headers, body), or an exception to raise.
-Responder = Callable[[Call], "Answer | Exception"]
-
-
-@dataclass
-class FakeBackends:
-    """A :class:`~docsum.gateway.transport.Transport` whose backends answer in process."""
-
-    respond: Responder
-    calls: list[Call] = field(default_factory=list)
-
-    async def send(
-        self, backend: Backend, method: str, path: str, content: bytes, headers: Headers
-    ) -> Answer:
-        call = Call(
-            backend.version,
-            method,
-            path,
-            content,
-            {k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
-        )
-        self.calls.append(call)
-        answer = self.respond(call)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    async def aclose(self) -> None:
-        pass
-
-
-def json_answer(status: int, body: object, *headers: tuple[bytes, bytes]) -> Answer:
-    return status, [(b"content-type", b"application/json"), *headers], json.dumps(body).encode()
-
-
-def ocr_reads(call: Call) -> Answer:
-    """The OCR service: one page whose one line names the file it was sent."""
-    line = {"text": f"The text of {call.filename}.", "confidence": 0.9, "box": [0, 0, 9, 9]}
-    page = {"number": 1, "width": 10, "height": 10, "skew_deg": 0.0, "lines": [line]}
-    model = {"name": "fake-ocr", "version": "1"}
-    return json_answer(200, {"text": line["text"], "pages": [page], "model": model})
-
-
-def summarizer_summarizes(call: Call) -> Answer:
-    """The summarizer: the first sentence of the text is the summary."""
-    text = json.loads(call.body)["text"]
-    first = text.split(".")[0].strip() + "."
-    sentences = [{"index": 0, "text": first, "score": 1.0}]
-    model = {"name": "fake-summarizer", "version": "1"}
-    return json_answer(200, {"summary": first, "sentences": sentences, "model": model})
-
-
-def overloaded(call: Call) -> Answer:
-    body = {"error": {"code": "overloaded", "message": "queue full", "request_id": None}}
-    return json_answer(503, body, (b"retry-after", b"3"))
-
-
-def refused(call: Call) -> Exception:
-    return httpx.ConnectError("connection refused")
-
-
-@dataclass
-class Gateway:
-    """An in-process gateway app, its client, and the fake backends behind it."""
-
-    client: httpx.AsyncClient
-    ocr: FakeBackends
-    summarizer: FakeBackends
-
-    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**AUTH, **kwargs.pop("headers", {})}
-        return await self.client.post(path, headers=headers, **kwargs)
-
-
-GatewayFactory = Callable[..., Any]
+from tests.gateway.inprocess import (
+    DOCUMENTS,
+    GatewayFactory,
+    gateways,
+    json_answer,
+    overloaded,
+    refused,
+    summarizer_summarizes,
+)
 
 
 @pytest.fixture
 async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
-    """``await make_gateway(ocr=responder, summarizer=responder, **settings)``."""
-    keys = tmp_path / "keys"
-    keys.write_text(f"tests:{hash_key(KEY)}\n")
-    backends = tmp_path / "backends.json"
-    backends.write_text(
-        json.dumps(
-            {
-                "ocr": [{"url": "http://ocr.invalid:8081", "version": "stable"}],
-                "summarizer": [
-                    {"url": "http://summarizer.invalid:8082", "version": "stable"},
-                    {"url": "http://canary.invalid:8082", "version": "canary", "weight": 0},
-                ],
-            }
-        )
-    )
-    clients: list[httpx.AsyncClient] = []
-
-    async def make(
-        ocr: Responder = ocr_reads, summarizer: Responder = summarizer_summarizes, **extra: Any
-    ) -> Gateway:
-        calls = UpstreamSettings(backoff_base_ms=0, backoff_max_ms=0, breaker_failures=3)
-        settings = GatewaySettings(
-            api_keys_file=keys,
-            backends_file=backends,
-            reload_interval_s=0,
-            ocr=calls,
-            summarizer=calls,
-            **extra,
-        )
-        fakes = FakeBackends(ocr), FakeBackends(summarizer)
-        upstreams = {
-            name: Upstream(name, getattr(settings, name), transport=fake)
-            for name, fake in zip(("ocr", "summarizer"), fakes, strict=True)
-        }
-        app = build_app(settings, upstreams=upstreams)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
-        clients.append(client)
-        gateways.append(app.state.gateway)
-        return Gateway(client, *fakes)
-
-    gateways: list[Any] = []
-    yield make
-    for client in clients:
-        await client.aclose()
-    for gateway in gateways:  # its PDF worker processes, before this test's event loop ends
-        await gateway.aclose()
+    """``make_gateway(ocr=responder, summarizer=responder, **settings)``."""
+    async with gateways(tmp_path, breaker_failures=3) as make:
+        yield make
 
 
 def _png() -> bytes:
@@ -193,7 +52,7 @@ def _retries(upstream: str) -> float:
 async def test_summarize_forwards_the_body_and_answers_what_the_summarizer_answered(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway()
+    gw = make_gateway()
     body = {"text": "One thing happened. Then another.", "max_sentences": 1}
     r = await gw.post("/api/v1/summarize", json=body, headers={"X-Request-ID": "rid-42"})
     assert r.status_code == 200, r.text
@@ -208,7 +67,7 @@ async def test_summarize_forwards_the_body_and_answers_what_the_summarizer_answe
 async def test_summarize_pin_chooses_the_version_and_an_unknown_one_is_400(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway(pin_any_version_keys=["tests"])
+    gw = make_gateway(pin_any_version_keys=["tests"])
     pin = {"X-Docsum-Backend": "summarizer=canary"}
     r = await gw.post("/api/v1/summarize", json={"text": "A."}, headers=pin)
     assert r.status_code == 200 and r.headers["x-docsum-backend"] == "canary"
@@ -223,7 +82,7 @@ async def test_summarize_pin_chooses_the_version_and_an_unknown_one_is_400(
 async def test_a_pin_of_a_version_without_traffic_is_403_for_other_keys(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway()
+    gw = make_gateway()
     for pin in ("canary", "summarizer=canary", "ocr=stable,summarizer=canary"):
         r = await gw.post("/api/v1/summarize", json={"text": "A."}, headers={HEADER: pin})
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", r.text
@@ -236,7 +95,7 @@ async def test_a_pin_of_a_version_without_traffic_is_403_for_other_keys(
 async def test_summarize_refuses_what_is_not_json_or_has_no_key(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway()
+    gw = make_gateway()
     r = await gw.post("/api/v1/summarize", content=b"text", headers={"content-type": "text/plain"})
     assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
     r = await gw.client.post("/api/v1/summarize", json={"text": "A."})
@@ -250,7 +109,7 @@ async def test_upstream_client_errors_pass_through_as_they_are(
     make_gateway: GatewayFactory,
 ) -> None:
     answer = {"error": {"code": "invalid_input", "message": "text is empty", "request_id": "r"}}
-    gw = await make_gateway(summarizer=lambda call: json_answer(422, answer))
+    gw = make_gateway(summarizer=lambda call: json_answer(422, answer))
     r = await gw.post("/api/v1/summarize", json={"text": " "})
     assert r.status_code == 422 and r.json() == answer
     assert len(gw.summarizer.calls) == 1  # a client error is not retried
@@ -259,7 +118,7 @@ async def test_upstream_client_errors_pass_through_as_they_are(
 async def test_upstream_503_is_retried_then_answered_503_with_its_retry_after(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway(summarizer=overloaded)
+    gw = make_gateway(summarizer=overloaded)
     before = _retries("summarizer")
     r = await gw.post("/api/v1/summarize", json={"text": "A."})
     assert r.status_code == 503 and r.headers["retry-after"] == "3"
@@ -272,7 +131,7 @@ async def test_upstream_503_is_retried_then_answered_503_with_its_retry_after(
 
 async def test_a_503_then_an_answer_is_one_success(make_gateway: GatewayFactory) -> None:
     answers = iter([overloaded, summarizer_summarizes])
-    gw = await make_gateway(summarizer=lambda call: next(answers)(call))
+    gw = make_gateway(summarizer=lambda call: next(answers)(call))
     r = await gw.post("/api/v1/summarize", json={"text": "Fine. Really."})
     assert r.status_code == 200 and r.json()["summary"] == "Fine."
     assert len(gw.summarizer.calls) == 2
@@ -281,7 +140,7 @@ async def test_a_503_then_an_answer_is_one_success(make_gateway: GatewayFactory)
 async def test_an_unreachable_upstream_is_503_then_its_circuit_opens(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway(summarizer=refused)
+    gw = make_gateway(summarizer=refused)
     r = await gw.post("/api/v1/summarize", json={"text": "A."})
     assert r.status_code == 503 and "cannot reach a backend" in r.json()["error"]["message"]
     assert len(gw.summarizer.calls) == 3  # three failures: breaker_failures, the circuit opens
@@ -297,7 +156,7 @@ async def test_an_unreachable_upstream_is_503_then_its_circuit_opens(
 async def test_ocr_sends_the_image_as_a_form_and_passes_the_answer_on(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway()
+    gw = make_gateway()
     files = {"file": ("scan.png", _png(), "image/png")}
     r = await gw.post("/api/v1/ocr", files=files, data={"mode": "line"})
     assert r.status_code == 200, r.text
@@ -308,7 +167,7 @@ async def test_ocr_sends_the_image_as_a_form_and_passes_the_answer_on(
 
 
 async def test_openapi_documents_the_body_of_every_success(make_gateway: GatewayFactory) -> None:
-    gw = await make_gateway()
+    gw = make_gateway()
     spec = (await gw.client.get("/openapi.json")).json()
     expected = {
         "/api/v1/summarize": "SummarizeResponse",
@@ -327,7 +186,7 @@ async def test_openapi_documents_the_body_of_every_success(make_gateway: Gateway
 async def test_ocr_refuses_pdfs_unknown_files_and_bodies_that_are_not_forms(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway()
+    gw = make_gateway()
     pdf = make_pdf([["A page."]])
     r = await gw.post("/api/v1/ocr", files={"file": ("a.pdf", pdf, "application/pdf")})
     assert r.status_code == 415 and "documents:summarize" in r.json()["error"]["message"]
@@ -342,11 +201,9 @@ async def test_ocr_refuses_pdfs_unknown_files_and_bodies_that_are_not_forms(
 
 # --- /api/v1/documents:summarize ------------------------------------------------------------
 
-DOCUMENTS = "/api/v1/documents:summarize"
-
 
 async def test_an_image_is_read_then_summarized(make_gateway: GatewayFactory) -> None:
-    gw = await make_gateway()
+    gw = make_gateway()
     files = {"file": ("page.png", _png(), "image/png")}
     r = await gw.post(DOCUMENTS, files=files, data={"max_sentences": "1"})
     assert r.status_code == 200, r.text
@@ -364,7 +221,7 @@ async def test_an_image_is_read_then_summarized(make_gateway: GatewayFactory) ->
 async def test_a_pdf_uses_text_layers_and_sends_only_scanned_pages_to_ocr(
     make_gateway: GatewayFactory,
 ) -> None:
-    gw = await make_gateway(pdf_scan_dpi_range=(10.0, 450.0))
+    gw = make_gateway(pdf_scan_dpi_range=(10.0, 450.0))
     scan = Image.new("L", (170, 220), 255)  # 20 dpi on a letter page: sent as its JPEG
     pdf = make_pdf([ARTICLE[:3], scan])
     r = await gw.post(DOCUMENTS, files={"file": ("doc.pdf", pdf, "application/pdf")})
@@ -388,7 +245,7 @@ async def test_a_pdf_uses_text_layers_and_sends_only_scanned_pages_to_ocr(
 async def test_pdfs_that_cannot_be_read_are_422_before_any_upstream_call(
     make_gateway: GatewayFactory, pdf: bytes, complaint: str
 ) -> None:
-    gw = await make_gateway(pdf_max_pages=1)
+    gw = make_gateway(pdf_max_pages=1)
     r = await gw.post(DOCUMENTS, files={"file": ("doc.pdf", pdf, "application/pdf")})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_input"
     assert complaint in r.json()["error"]["message"]
@@ -411,7 +268,7 @@ async def test_bad_parameters_are_refused_before_any_upstream_call(
     status: int,
     complaint: str,
 ) -> None:
-    gw = await make_gateway()
+    gw = make_gateway()
     files = {"file": ("page.png", _png(), "image/png")}
     r = await gw.post(DOCUMENTS, files=files, data=data, headers=headers)
     assert r.status_code == status and complaint in r.json()["error"]["message"]
@@ -419,20 +276,20 @@ async def test_bad_parameters_are_refused_before_any_upstream_call(
 
 
 async def test_ocr_failures_fail_the_document(make_gateway: GatewayFactory) -> None:
-    gw = await make_gateway(ocr=overloaded, pdf_scan_dpi_range=(10.0, 450.0))
+    gw = make_gateway(ocr=overloaded, pdf_scan_dpi_range=(10.0, 450.0))
     pdf = make_pdf([Image.new("L", (170, 220), 255)] * 2)
     r = await gw.post(DOCUMENTS, files={"file": ("doc.pdf", pdf, "application/pdf")})
     assert r.status_code == 503 and r.json()["error"]["upstream"] == "ocr"
     assert gw.summarizer.calls == []
     # An OCR answer that refuses the page is passed on as it is.
     answer = {"error": {"code": "invalid_input", "message": "image too small", "request_id": ""}}
-    gw = await make_gateway(ocr=lambda call: json_answer(422, answer))
+    gw = make_gateway(ocr=lambda call: json_answer(422, answer))
     r = await gw.post(DOCUMENTS, files={"file": ("page.png", _png(), "image/png")})
     assert r.status_code == 422 and r.json() == answer
 
 
 async def test_a_failed_summary_keeps_the_text_and_says_why(make_gateway: GatewayFactory) -> None:
-    gw = await make_gateway(summarizer=refused)
+    gw = make_gateway(summarizer=refused)
     r = await gw.post(DOCUMENTS, files={"file": ("page.png", _png(), "image/png")})
     assert r.status_code == 200, r.text
     body = r.json()

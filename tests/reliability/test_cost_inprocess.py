@@ -11,88 +11,25 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from docsum.common import deadline, heap
 from docsum.common.errors import ClientDisconnected, Overloaded, Timeout
-from docsum.gateway.app import build_app
-from docsum.gateway.auth import hash_key
 from docsum.gateway.limits import BodyBudget, RateLimiter
-from docsum.gateway.settings import GatewaySettings, UpstreamSettings
-from docsum.gateway.upstreams import Upstream
-from tests.gateway.test_routes_inprocess import (
-    FakeBackends,
-    Responder,
-    ocr_reads,
-    summarizer_summarizes,
+from tests.gateway.inprocess import (
+    Gateway,
+    GatewayFactory,
+    gateways,
 )
 from tests.hostile import costly
 from tests.support.documents import ARTICLE, make_pdf, scanned_pdf, text_page
 
-KEY = "cost-key"
-AUTH = {"X-API-Key": KEY}
-DOCUMENTS = "/api/v1/documents:summarize"
-
-
-class Gateway:
-    def __init__(self, app: Any, ocr: FakeBackends, summarizer: FakeBackends) -> None:
-        self.app = app
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://gw"
-        )
-        self.ocr, self.summarizer = ocr, summarizer
-
-    async def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {**AUTH, **kwargs.pop("headers", {})}
-        return await self.client.post(path, headers=headers, **kwargs)
-
-    async def pdf(self, data: bytes) -> httpx.Response:
-        return await self.post(DOCUMENTS, files={"file": ("d.pdf", data, "application/pdf")})
-
 
 @pytest.fixture
-async def make_gateway(tmp_path: Path) -> AsyncIterator[Callable[..., Gateway]]:
-    """``make_gateway(ocr=responder, summarizer=responder, **settings)``; its PDF workers are
-    stopped at the end."""
-    keys = tmp_path / "keys"
-    keys.write_text(f"tests:{hash_key(KEY)}\n")
-    backends = tmp_path / "backends.json"
-    backends.write_text(
-        json.dumps(
-            {
-                "ocr": [{"url": "http://ocr.invalid:8081", "version": "stable"}],
-                "summarizer": [{"url": "http://summarizer.invalid:8082", "version": "stable"}],
-            }
-        )
-    )
-    made: list[Gateway] = []
-
-    def make(
-        ocr: Responder = ocr_reads, summarizer: Responder = summarizer_summarizes, **extra: Any
-    ) -> Gateway:
-        calls = UpstreamSettings(backoff_base_ms=0, backoff_max_ms=0)
-        settings = GatewaySettings(
-            api_keys_file=keys,
-            backends_file=backends,
-            reload_interval_s=0,
-            ocr=calls,
-            summarizer=calls,
-            **extra,
-        )
-        fakes = FakeBackends(ocr), FakeBackends(summarizer)
-        upstreams = {
-            name: Upstream(name, getattr(settings, name), transport=fake)
-            for name, fake in zip(("ocr", "summarizer"), fakes, strict=True)
-        }
-        gw = Gateway(build_app(settings, upstreams=upstreams), *fakes)
-        made.append(gw)
-        return gw
-
-    yield make
-    for gw in made:
-        await gw.client.aclose()
-        await gw.app.state.gateway.aclose()
+async def make_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    """``make_gateway(ocr=responder, summarizer=responder, **settings)``."""
+    async with gateways(tmp_path) as make:
+        yield make
 
 
 # --- the gateway ---------------------------------------------------------------------------
