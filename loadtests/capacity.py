@@ -31,6 +31,7 @@ LADDERS: dict[str, list[float]] = {
     "summarize": [0.5, 1, 1.5, 2, 3, 4, 6, 8],
     "ocr": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
     "document": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
+    "summarize_async": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0],
 }
 
 log = logging.getLogger("docsum.loadtest")
@@ -70,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         "DOCSUM_GATEWAY_RATE_LIMIT_BURST": "1000",
     }
     base.routes = args.routes
-    stack = run.ensure_stack(run.stack_urls(base), True, Path(f"{args.out}_stack.log"), env)
+    jobs = args.target == "gateway" and run.needs_jobs(args.routes)
+    stack = run.ensure_stack(run.stack_urls(base), True, Path(f"{args.out}_stack.log"), env, jobs)
     slos = report.load_slos()
     findings: list[dict[str, Any]] = []
     try:

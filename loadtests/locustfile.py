@@ -1,4 +1,4 @@
-"""docsum's Locust users: summarize, OCR and the document pipeline (closed loop).
+"""docsum's Locust users: summarize, OCR, the document pipeline and async jobs (closed loop).
 
 Run against the local stack (``make run`` in another terminal, or let ``make loadtest`` start
 it), from the repository root or from ``loadtests/`` (whose ``locust.conf`` holds the
@@ -8,8 +8,10 @@ defaults)::
     locust -f loadtests/locustfile.py --config loadtests/locust.conf
     cd loadtests && locust --headless --run-time 1m --tags summarize
 
-Each user's task is tagged with its route (``summarize``, ``ocr``, ``document``): ``--tags`` and
-``--exclude-tags`` choose the routes, and the users of the other routes are not spawned.
+Each user's task is tagged with its route (``summarize``, ``ocr``, ``document``,
+``summarize_async``): ``--routes``, ``--tags`` and ``--exclude-tags`` choose the routes, and the
+users of the other routes are not spawned. ``summarize_async`` (the gateway with Redis and a
+worker) is chosen by name only: ``--routes summarize_async``.
 
 Add one shape to steer the load over time (each is a file, so exactly one is active)::
 
@@ -107,4 +109,19 @@ class DocumentUser(DocsumUser):
     @tag("document")
     @task
     def document(self) -> None:
+        self.call()
+
+
+class SummarizeAsyncUser(DocsumUser):
+    """Submits a document of the same mix as an async job, long-polls it to its end, checks
+    the result (``loadtests/jobs.py``). One job in flight per user: the users stay below the
+    gateway's pending-jobs limit per key (100), and a 429 past it is counted as a failure."""
+
+    weight = routes.WEIGHTS["summarize_async"]
+    wait_time = between(3, 8)
+    route = "summarize_async"
+
+    @tag("summarize_async")
+    @task
+    def summarize_async(self) -> None:
         self.call()

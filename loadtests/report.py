@@ -31,11 +31,12 @@ class RouteSLO:
 
 
 def load_slos(path: Path = SLO_FILE) -> dict[str, RouteSLO]:
-    """Route → its objectives, defaults filled in."""
+    """Statistics entry → its objectives, defaults filled in: the ``[routes]`` (HTTP routes)
+    and the ``[jobs]`` (async jobs end to end) of ``slo.toml``."""
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     defaults = data.get("defaults", {})
     out = {}
-    for route, spec in data.get("routes", {}).items():
+    for route, spec in (data.get("routes", {}) | data.get("jobs", {})).items():
         merged = {**defaults, **spec}
         out[route] = RouteSLO(
             route=route,
@@ -145,15 +146,16 @@ def passed(results: list[RouteResult]) -> bool:
 
 def render_table(results: list[RouteResult], out: TextIO) -> None:
     """The per-route table `make loadtest` prints."""
+    width = max([30, *(len(r.route) for r in results)])
     head = (
-        f"{'route':<30} {'reqs':>6} {'req/s':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
+        f"{'route':<{width}} {'reqs':>6} {'req/s':>6} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7}"
         f" {'errors':>7}  verdict"
     )
     out.write(head + "\n" + "-" * len(head) + "\n")
     for r in results:
         out.write(
-            f"{r.route:<30} {r.attempts:>6} {r.rate_rps:>6.2f} {r.p50_ms:>7.0f} {r.p95_ms:>7.0f}"
-            f" {r.p99_ms:>7.0f} {r.error_ratio:>7.2%}  {r.verdict}"
+            f"{r.route:<{width}} {r.attempts:>6} {r.rate_rps:>6.2f} {r.p50_ms:>7.0f}"
+            f" {r.p95_ms:>7.0f} {r.p99_ms:>7.0f} {r.error_ratio:>7.2%}  {r.verdict}"
             + (f": {'; '.join(r.broken)}" if r.broken else "")
             + "\n"
         )

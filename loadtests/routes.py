@@ -2,14 +2,17 @@
 
 Imported by the Locust files (``locustfile.py`` and ``shapes/*.py``), never run by itself. It
 registers the docsum command-line options once, builds the payload pool once per process, and
-defines one call per route: OCR, summarize, the document pipeline. A call names its statistics
-entry after the route template, the same string as the ``route`` label in Prometheus and the key
-in ``slo.toml``.
+defines one call per route: OCR, summarize, the document pipeline, and the same pipeline as an
+async job (``loadtests/jobs.py``). A call names its statistics entry after the route template,
+the same string as the ``route`` label in Prometheus and the key in ``slo.toml`` (a job's
+end-to-end entry is named after the job: see ``jobs.py``).
 
 Targets:
 - ``gateway`` (default): the public API at ``--host`` with an API key (``--api-key`` or
   ``DOCSUM_API_KEY``, or a file: ``--api-key-file``, ``DOCSUM_API_KEY_FILE``):
-  ``/api/v1/summarize``, ``/api/v1/ocr``, ``/api/v1/documents:summarize``.
+  ``/api/v1/summarize``, ``/api/v1/ocr``, ``/api/v1/documents:summarize``, and
+  ``summarize_async``: ``/api/v1/documents:summarizeAsync`` then ``/api/v1/operations/{op_id}``
+  (needs Redis and a worker behind the gateway; not in the default ``--routes``).
 - ``direct``: the services themselves, ``--summarizer-host`` ``/v1/summarize`` and
   ``--ocr-host`` ``/v1/ocr`` (no pipeline: that is the gateway's).
 """
@@ -31,14 +34,17 @@ from locust.contrib.fasthttp import FastHttpSession, ResponseContextManager
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtests.payloads import PayloadPool, make_pool
+from loadtests import jobs
+from loadtests.payloads import PayloadPool, Upload, make_pool
 
 log = logging.getLogger("docsum.loadtest")
 
 #: Each route's share of the closed-loop users and of open-loop arrivals. Texts to summarize
 #: are the common case, single pages for OCR next, whole documents through the pipeline (the
-#: heaviest) least.
-WEIGHTS = {"summarize": 6, "ocr": 3, "document": 1}
+#: heaviest) least; async jobs as many as synchronous documents.
+WEIGHTS = {"summarize": 6, "ocr": 3, "document": 1, "summarize_async": 1}
+#: Routes the gateway alone serves (not --target direct).
+GATEWAY_ONLY = ("document", "summarize_async")
 
 
 @events.init_command_line_parser.add_listener
@@ -69,7 +75,7 @@ def _options(parser: Any) -> None:
     parser.add_argument(
         "--routes",
         default="summarize,ocr,document",
-        help="comma-separated routes the users call: summarize, ocr, document",
+        help="comma-separated routes the users call: summarize, ocr, document, summarize_async",
     )
     parser.add_argument(
         "--weights",
@@ -88,6 +94,18 @@ def _options(parser: Any) -> None:
     )
     parser.add_argument(
         "--max-sentences", type=int, default=3, help="summary length asked for, in sentences"
+    )
+    parser.add_argument(
+        "--job-wait-s",
+        type=float,
+        default=20.0,
+        help="summarize_async: seconds each long poll of an operation may wait (?wait=)",
+    )
+    parser.add_argument(
+        "--job-timeout-s",
+        type=float,
+        default=300.0,
+        help="summarize_async: seconds from submit after which a job is a failure (cancelled)",
     )
     parser.add_argument(
         "--summary-json",
@@ -221,6 +239,8 @@ class Context:
     summarizer_host: str
     max_sentences: int
     payloads: PayloadPool
+    job_wait_s: float = 20.0
+    job_timeout_s: float = 300.0
 
     @classmethod
     def from_options(cls, options: Any) -> Context:
@@ -238,6 +258,8 @@ class Context:
             summarizer_host=options.summarizer_host.rstrip("/"),
             max_sentences=options.max_sentences,
             payloads=pool(options.payload_seed, options.page_dpi),
+            job_wait_s=options.job_wait_s,
+            job_timeout_s=options.job_timeout_s,
         )
 
 
@@ -262,13 +284,7 @@ def _check(r: ResponseContextManager, field: str) -> None:
     groups failures into a few lines.
     """
     if r.status_code != 200:
-        code = ""
-        try:
-            code = r.json().get("error", {}).get("code", "")
-        except Exception:  # not JSON: a proxy page, a reset connection
-            error = getattr(r, "error", None)
-            code = type(error).__name__ if error else ""
-        r.failure(f"HTTP {r.status_code} {code}".strip())
+        r.failure(jobs.answer_error(r))
         return
     try:
         body = r.json()
@@ -311,15 +327,20 @@ def ocr(client: FastHttpSession, ctx: Context, rng: random.Random) -> None:
         _check(r, "pages")
 
 
-def document(client: FastHttpSession, ctx: Context, rng: random.Random) -> None:
+def _document(ctx: Context, rng: random.Random) -> Upload:
+    """A document of the pool, drawn with the pool's weights."""
     if ctx.target != "gateway":
         raise ValueError("the document pipeline is a gateway route; use --target gateway")
     uploads, weights = zip(*ctx.payloads.documents, strict=True)
-    upload = rng.choices(uploads, weights)[0]
+    return rng.choices(uploads, weights)[0]
+
+
+def document(client: FastHttpSession, ctx: Context, rng: random.Random) -> None:
+    upload = _document(ctx, rng)
     name = "/api/v1/documents:summarize"
     with client.post(
         name,
-        data=upload.body,
+        data=upload.body,  # type: ignore[arg-type]  # bytes are sent as they are
         headers={**ctx.headers, "Content-Type": upload.content_type},
         name=name,
         catch_response=True,
@@ -327,10 +348,17 @@ def document(client: FastHttpSession, ctx: Context, rng: random.Random) -> None:
         _check(r, "text")
 
 
+def summarize_async(client: FastHttpSession, ctx: Context, rng: random.Random) -> None:
+    """The document mix of :func:`document`, as async jobs: submit, wait, check, report."""
+    upload = _document(ctx, rng)
+    jobs.run_job(client, ctx.headers, upload, ctx.job_wait_s, ctx.job_timeout_s)
+
+
 CALLS: dict[str, Callable[[FastHttpSession, Context, random.Random], None]] = {
     "summarize": summarize,
     "ocr": ocr,
     "document": document,
+    "summarize_async": summarize_async,
 }
 
 
@@ -345,11 +373,15 @@ def weights(options: Any, routes: list[str]) -> list[float]:
     return [given[r] for r in routes]
 
 
-def stats_name(route: str, target: str) -> str:
-    """The statistics entry (and Prometheus ``route`` label) of ``route`` for ``target``."""
+def stats_key(route: str, target: str) -> tuple[str, str]:
+    """The method and name of the statistics entry that a call of ``route`` for ``target``
+    answers for (the Prometheus ``route`` label; a job's end-to-end entry)."""
+    if route == "summarize_async":
+        return jobs.E2E_METHOD, jobs.E2E_NAME
     if target == "gateway":
-        return {"document": "/api/v1/documents:summarize"}.get(route, f"/api/v1/{route}")
-    return f"/v1/{route}"
+        names = {"document": "/api/v1/documents:summarize"}
+        return "POST", names.get(route, f"/api/v1/{route}")
+    return "POST", f"/v1/{route}"
 
 
 def chosen_routes(options: Any) -> list[str]:
@@ -364,8 +396,10 @@ def chosen_routes(options: Any) -> list[str]:
     routes = [r for r in routes if (not tags or r in tags) and r not in excluded]
     if not routes:
         raise ValueError(f"--tags/--exclude-tags leave none of the routes {sorted(CALLS)}")
-    if options.target == "direct" and "document" in routes:
-        routes.remove("document")
+    if options.target == "direct":
+        routes = [r for r in routes if r not in GATEWAY_ONLY]
     if not routes:
-        raise ValueError("--target direct has no document route; choose summarize and/or ocr")
+        raise ValueError(
+            f"--target direct has no {' or '.join(GATEWAY_ONLY)} route; choose summarize and/or ocr"
+        )
     return routes

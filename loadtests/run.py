@@ -2,8 +2,11 @@
 
 1. The stack: if the gateway at ``--host`` (default http://127.0.0.1:8080) is ready, it is
    used as it is (``make run`` in another terminal). If nothing answers there, the stack is
-   started here (``docsum up``: OCR, summarizer and gateway on their default ports, logs in
-   ``reports/loadtest_stack.log``) and stopped at the end. ``--no-start`` refuses instead.
+   started here (``docsum up``: OCR, summarizer and gateway on their default ports, with
+   Redis and a worker when Redis is installed, logs in ``reports/loadtest_stack.log``) and
+   stopped at the end. ``--no-start`` refuses instead. ``--routes summarize_async`` (async
+   jobs) needs Redis: a stack started here waits for its worker; a running one must answer
+   the async routes.
 2. The API key: ``DOCSUM_API_KEY``, else the development key ``make run`` keeps in
    ``.runs/dev-api-key``.
 3. Locust runs headless for ``--run-time`` with the shape asked for (default: the ``[load]``
@@ -19,15 +22,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docsum.jobs.redis_server import INSTALL_HINT, REDIS_SERVER
+from docsum.local import PROBE_PORTS
 from loadtests import report
 from tests.support.services import answers_ok, wait_until_ok
 
@@ -35,10 +43,19 @@ ROOT = Path(__file__).resolve().parents[1]
 LOADTESTS = ROOT / "loadtests"
 DEV_KEY = ROOT / ".runs" / "dev-api-key"
 SHAPES = ("arrival", "ramp", "step", "spike", "closed")
-USER_CLASSES = {"summarize": "SummarizeUser", "ocr": "OcrUser", "document": "DocumentUser"}
+USER_CLASSES = {
+    "summarize": "SummarizeUser",
+    "ocr": "OcrUser",
+    "document": "DocumentUser",
+    "summarize_async": "SummarizeAsyncUser",
+}
+#: The routes served by workers through Redis.
+JOB_ROUTES = ("summarize_async",)
 STACK_READY_TIMEOUT_S = 300.0
 #: Where `docsum up` serves gateway, OCR and summarizer.
 LOCAL_URLS = ("http://127.0.0.1:8080", "http://127.0.0.1:8081", "http://127.0.0.1:8082")
+#: Where the worker `docsum up` starts answers its probes (/readyz: Redis and its group).
+LOCAL_WORKER_PROBE = f"http://127.0.0.1:{PROBE_PORTS['worker']}"
 
 log = logging.getLogger("docsum.loadtest")
 
@@ -70,8 +87,16 @@ class Stack:
             self.proc.wait()
 
 
-def ensure_stack(urls: list[str], may_start: bool, log_path: Path, env: dict[str, str]) -> Stack:
-    """Use the services at ``urls`` if ready, else start ``docsum up`` and wait for them."""
+def needs_jobs(routes: str) -> bool:
+    """Whether ``--routes`` has a route that needs Redis and a worker."""
+    return any(r.strip() in JOB_ROUTES for r in routes.split(","))
+
+
+def ensure_stack(
+    urls: list[str], may_start: bool, log_path: Path, env: dict[str, str], jobs: bool = False
+) -> Stack:
+    """Use the services at ``urls`` if ready, else start ``docsum up`` and wait for them (and,
+    with ``jobs``, for its worker)."""
     if all(ready(u) for u in urls):
         log.info("using the running stack at %s", ", ".join(urls))
         return Stack()
@@ -79,6 +104,8 @@ def ensure_stack(urls: list[str], may_start: bool, log_path: Path, env: dict[str
         raise SystemExit(f"not ready: {[u for u in urls if not ready(u)]} (--no-start was given)")
     if not set(urls) <= set(LOCAL_URLS):
         raise SystemExit(f"not ready: {urls}; only the local stack ({LOCAL_URLS}) is started here")
+    if jobs and not (ROOT / REDIS_SERVER).exists():
+        raise SystemExit(f"async jobs need Redis and a worker: install Redis with {INSTALL_HINT}")
     log.info("no stack at %s: starting `docsum up` (log: %s)", ", ".join(urls), log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -92,7 +119,7 @@ def ensure_stack(urls: list[str], may_start: bool, log_path: Path, env: dict[str
     stack = Stack(proc)
     deadline = time.monotonic() + STACK_READY_TIMEOUT_S
     try:
-        for url in urls:
+        for url in urls + ([LOCAL_WORKER_PROBE] if jobs else []):
             left = deadline - time.monotonic()
             wait_until_ok(f"{url}/readyz", left, alive=lambda: proc.poll() is None)
     except RuntimeError:
@@ -111,6 +138,24 @@ def api_key() -> str:
     if not key and DEV_KEY.is_file():
         key = DEV_KEY.read_text(encoding="utf-8").strip()
     return key
+
+
+def check_jobs(host: str, key: str) -> None:
+    """Stop unless the gateway at ``host`` serves the async routes (it has a Redis)."""
+    request = urllib.request.Request(
+        f"{host}/api/v1/operations?page_size=1", headers={"X-API-Key": key}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10):
+            return
+    except urllib.error.HTTPError as exc:
+        why = f"HTTP {exc.code}: {exc.read(300).decode(errors='replace')}"
+    except OSError as exc:
+        why = str(exc)
+    raise SystemExit(
+        f"the gateway at {host} does not serve async jobs ({why}); it needs Redis and a worker "
+        f"(make redis, then make run)"
+    )
 
 
 def locust_command(args: argparse.Namespace, out: Path) -> list[str]:
@@ -133,6 +178,11 @@ def locust_command(args: argparse.Namespace, out: Path) -> list[str]:
         cmd += ["--users", str(args.users), "--spawn-rate", str(args.spawn_rate)]
     if args.backend_version:
         cmd += ["--backend-version", args.backend_version]
+    if needs_jobs(args.routes):
+        # The jobs still open at the end are waited for, not dropped: their time is the tail.
+        wait = f"{math.ceil(args.job_timeout_s + 30)}"
+        cmd += ["--job-timeout-s", str(args.job_timeout_s)]
+        cmd += ["--drain-s", wait] if args.shape == "arrival" else ["--stop-timeout", wait]
     if args.shape != "arrival":  # the arrival shape picks its own (open-loop) users
         cmd += [USER_CLASSES[r] for r in args.routes.split(",") if r in USER_CLASSES]
     return cmd + list(args.locust_args)
@@ -168,7 +218,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--users", type=int, default=10, help="closed-loop shapes: peak users")
     p.add_argument("--spawn-rate", type=float, default=2.0)
     p.add_argument("--run-time", default=defaults.get("run_time", "60s"))
-    p.add_argument("--routes", default="summarize,ocr,document")
+    p.add_argument(
+        "--routes",
+        default="summarize,ocr,document",
+        help="comma-separated, of summarize, ocr, document, summarize_async (async jobs)",
+    )
+    p.add_argument(
+        "--job-timeout-s",
+        type=float,
+        default=300.0,
+        help="summarize_async: seconds from submit after which a job is a failure",
+    )
     p.add_argument("--target", choices=["gateway", "direct"], default="gateway")
     p.add_argument("--host", default="http://127.0.0.1:8080", help="the gateway")
     p.add_argument("--ocr-host", default="http://127.0.0.1:8081")
@@ -203,11 +263,16 @@ def main(argv: list[str] | None = None) -> int:
             "DOCSUM_GATEWAY_RATE_LIMIT_BURST", "1000"
         ),
     }
-    stack = ensure_stack(stack_urls(args), not args.no_start, Path(f"{args.out}_stack.log"), env)
+    jobs = args.target == "gateway" and needs_jobs(args.routes)
+    stack = ensure_stack(
+        stack_urls(args), not args.no_start, Path(f"{args.out}_stack.log"), env, jobs
+    )
     try:
         env["DOCSUM_API_KEY"] = api_key()
         if args.target == "gateway" and not env["DOCSUM_API_KEY"]:
             raise SystemExit("no API key: set DOCSUM_API_KEY (make run prints one)")
+        if jobs:
+            check_jobs(args.host, env["DOCSUM_API_KEY"])
         try:
             summary = run_locust(args, args.out, env)
         except RuntimeError as exc:

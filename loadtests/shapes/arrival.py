@@ -120,7 +120,7 @@ class OpenLoopUser(FastHttpUser):
 
     def _fail(self, route: str, why: str, n: int = 1) -> None:
         for _ in range(n):
-            self.environment.stats.log_error("POST", routes.stats_name(route, self.ctx.target), why)
+            self.environment.stats.log_error(*routes.stats_key(route, self.ctx.target), why)
 
     # Every route's tag, so that --tags keeps the scheduler (it sends the chosen routes only).
     @tag(*routes.CALLS)
