@@ -56,6 +56,10 @@ def test_a_job_of_a_killed_worker_is_claimed_by_another_and_completes_once(jobs:
 
     meta = wait_for("the first worker reads a page", reading)
     assert meta["pages_done"] < 8, "the job ended before the worker could be killed"
+    # The backlog's gauges see the job (refreshed every 0.5 s).
+    wait_for("the backlog gauge", lambda: counter(first, "docsum_jobs_pending") == 1)
+    wait_for("the age gauge", lambda: counter(first, "docsum_jobs_oldest_pending_age_seconds") > 0)
+    assert counter(first, "docsum_jobs_in_progress") == 1
     first.proc.send_signal(signal.SIGKILL)
     first.proc.wait(30)
     second = jobs.start_worker()
@@ -67,6 +71,8 @@ def test_a_job_of_a_killed_worker_is_claimed_by_another_and_completes_once(jobs:
     assert counter(second, "docsum_jobs_completed_total", outcome="succeeded") == 1
     backlog = redis.Redis.from_url(jobs.redis_url)
     wait_for("the backlog is empty", lambda: backlog.xlen("docsum:jobs") == 0)
+    wait_for("the backlog gauge", lambda: counter(second, "docsum_jobs_pending") == 0)
+    assert counter(second, "docsum_jobs_pages_total") == 8
     second.stop()
 
 
