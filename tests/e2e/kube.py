@@ -3,8 +3,11 @@
 podman plays Deployments, ConfigMaps and Secrets with their securityContext, volumes and env.
 What it does not do is done here, each the way Kubernetes does it, and nothing else:
 
-* Services: each Service's name becomes a DNS alias, on the stack's network, of the pods its
-  selector matches (cluster DNS gives a ClusterIP instead; the name is what clients use).
+* Services: each Service's name becomes a DNS alias, on the stack's network, of every pod its
+  selector matches, a pod taking the names of all the Services that select it. For a headless
+  Service (``clusterIP: None``) that is what cluster DNS does: aardvark-dns answers with every
+  pod's address. For a ClusterIP Service cluster DNS gives one virtual IP instead; the name is
+  what clients use.
 * Readiness: podman 4 ignores ``readinessProbe``; :meth:`Stack.wait_ready` runs each
   container's probe (httpGet on the pod's IP) until it succeeds, like the kubelet.
 
@@ -115,6 +118,27 @@ def volume_names(docs: Iterable[dict[str, Any]]) -> set[str]:
     return names
 
 
+def service_aliases(
+    deployments: Iterable[dict[str, Any]], services: Iterable[dict[str, Any]]
+) -> dict[str, list[str]]:
+    """Pod (as podman names it) → the names of every Service whose selector matches its labels,
+    ClusterIP and headless alike."""
+    services = list(services)
+    out: dict[str, list[str]] = {}
+    for dep in deployments:
+        labels = dep["spec"]["template"]["metadata"]["labels"]
+        names = [
+            svc["metadata"]["name"]
+            for svc in services
+            # a Service without a selector selects no pod (its endpoints are managed by hand)
+            if (selector := svc["spec"].get("selector"))
+            and all(labels.get(k) == v for k, v in selector.items())
+        ]
+        if names:
+            out[f"{dep['metadata']['name']}-pod-0"] = names
+    return out
+
+
 @dataclass
 class Container:
     pod: str
@@ -171,19 +195,12 @@ class Stack:
             yaml.safe_dump_all(self.docs, f, sort_keys=False)
         self._file = Path(name)
         podman("kube", "play", "--network", self.network, str(self._file), timeout=600)
-        for svc in services:
-            self.alias_service(svc)
-
-    def alias_service(self, service: dict[str, Any]) -> None:
-        """Make the Service's name resolve to the pods its selector matches."""
-        selector = service["spec"]["selector"]
-        for dep in self.deployments():
-            labels = dep["spec"]["template"]["metadata"]["labels"]
-            if all(labels.get(k) == v for k, v in selector.items()):
-                infra = self.infra(f"{dep['metadata']['name']}-pod-0")
-                podman("network", "disconnect", self.network, infra)
-                name = service["metadata"]["name"]
-                podman("network", "connect", "--alias", name, self.network, infra)
+        for pod, names in service_aliases(self.deployments(), services).items():
+            # A pod's aliases are set when it joins the network: all of them at once.
+            infra = self.infra(pod)
+            podman("network", "disconnect", self.network, infra)
+            flags = [arg for name in names for arg in ("--alias", name)]
+            podman("network", "connect", *flags, self.network, infra)
 
     def down(self) -> None:
         """Remove the pods, their volumes and the network; safe to call twice or on failure."""

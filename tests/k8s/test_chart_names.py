@@ -153,7 +153,15 @@ def test_names_follow_the_release_name_and_overrides(
         assert labels == {extra["nameOverride"]}
 
 
-def test_names_stay_dns_labels_for_a_long_release_name() -> None:
-    objs = render("x" * 53, ["canary"])
-    services = [o["metadata"]["name"] for o in objs if o["kind"] == "Service"]
-    assert services and all(len(n) <= 63 for n in services), services
+@pytest.mark.parametrize("features", FEATURE_SETS.values(), ids=FEATURE_SETS.keys())
+def test_names_stay_dns_labels_for_a_long_release_name(features: list[str]) -> None:
+    """A Service's name is a DNS label (63 characters): the longest derived ones, the canary's
+    headless Service and the gateway's slots, fit whatever the release is called."""
+    objs = render("x" * 53, features)  # the longest name Helm accepts
+    services = {n for kind, n in names(objs) if kind == "Service"}
+    assert not [n for n in services if len(n) > 63], sorted(services)
+    prefix = "x" * 40 + "-"  # <release>-docsum, cut to 40 characters
+    if "canary" in features:
+        assert f"{prefix}summarizer-canary-pods" in services
+        assert len(f"{prefix}summarizer-canary-pods") == 63
+    assert f"{prefix}gateway-preview" in services

@@ -98,11 +98,12 @@ def test_the_gateway_accepts_the_backends_the_chart_writes(canary: list[dict[str
     backends = parse_backends(json.loads(cm["data"]["backends.json"]))
     weights = {(b.url, b.version): b.weight for b in backends["ocr"]}
     assert weights == {
-        ("http://docsum-ocr:8081", "stable"): 90,
-        ("http://docsum-ocr-canary:8081", "canary"): 10,
+        ("http://docsum-ocr-pods:8081", "stable"): 90,
+        ("http://docsum-ocr-canary-pods:8081", "canary"): 10,
     }
     services = {o["metadata"]["name"] for o in canary if o["kind"] == "Service"}
     assert {"docsum-ocr-canary", "docsum-summarizer-canary", "docsum-gateway-preview"} <= services
+    assert {"docsum-ocr-canary-pods", "docsum-summarizer-canary-pods"} <= services
 
 
 def test_a_component_is_the_json_patch_from_base_to_the_feature() -> None:

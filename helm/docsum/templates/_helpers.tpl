@@ -27,20 +27,34 @@ Helpers shared by every template. A "service context" is a dict:
 {{- end -}}
 
 {{/* The release's name prefix: fullnameOverride, else the release name (when it holds the
-     chart's name: release docsum → docsum-ocr), else <release>-<name>. 45 characters at most so
-     that the longest Service name (<prefix>-summarizer-canary) stays a 63-character DNS label. */}}
+     chart's name: release docsum → docsum-ocr), else <release>-<name>. 40 characters at most so
+     that the longest Service name (<prefix>-summarizer-canary-pods) stays a 63-character DNS
+     label. */}}
 {{- define "docsum.fullname" -}}
 {{- $name := include "docsum.name" . -}}
 {{- $full := .Values.fullnameOverride -}}
 {{- if not $full -}}
 {{- $full = ternary .Release.Name (printf "%s-%s" .Release.Name $name) (contains $name .Release.Name) -}}
 {{- end -}}
-{{- $full | trunc 45 | trimSuffix "-" -}}
+{{- $full | trunc 40 | trimSuffix "-" -}}
 {{- end -}}
 
 {{/* Object name of a service context: <fullname>-<service>[-canary|-<slot>]. */}}
 {{- define "docsum.componentName" -}}
 {{ include "docsum.fullname" .root }}-{{ .name }}{{ if eq .track "canary" }}-canary{{ end }}{{ if .slot }}-{{ .slot }}{{ end }}
+{{- end -}}
+
+{{/* The headless Service of an ocr/summarizer track: <componentName>-pods. Its name resolves to
+     the addresses of the track's ready pods, so the gateway balances, retries and breaks per pod
+     (services/gateway/resolve.py); backends name it with the container's port. */}}
+{{- define "docsum.podsName" -}}
+{{ include "docsum.componentName" . }}-pods
+{{- end -}}
+
+{{/* A backend URL of the gateway's backends file: http://<podsName>:<containerPort>. */}}
+{{- define "docsum.backendURL" -}}
+{{- $svc := index .root.Values .name -}}
+http://{{ include "docsum.podsName" . }}:{{ $svc.port }}
 {{- end -}}
 
 {{/* Labels that select one service's pods (immutable once a Deployment exists). */}}
