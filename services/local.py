@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -110,14 +111,22 @@ def run_stack(services: list[str]) -> int:
         env = gateway_env(env)
     redis_command = None
     if "worker" in services:
-        env, redis_command = jobs_env(env)
-        if redis_command is None and not env.get("DOCSUM_WORKER_REDIS_URL"):
+        with_jobs, redis_command = jobs_env(env)
+        problem = None
+        if redis_command is None and not with_jobs.get("DOCSUM_WORKER_REDIS_URL"):
             from .jobs.redis_server import INSTALL_HINT
 
-            log.warning(
-                f"Redis is not installed: running without async jobs; install it with "
-                f"{INSTALL_HINT}"
+            problem = f"Redis is not installed (install it with {INSTALL_HINT})"
+        elif redis_command is not None and _port_in_use(REDIS_PORT):
+            problem = (
+                f"port {REDIS_PORT} of 127.0.0.1 is in use (set DOCSUM_GATEWAY_REDIS_URL to "
+                "use the Redis there, or stop what listens on it)"
             )
+        if problem is None:
+            env = with_jobs
+        else:
+            log.warning(f"{problem}: running without async jobs")
+            redis_command = None
             services = [name for name in services if name != "worker"]
     env = probe_env(env, services)
     if redis_command is not None:
@@ -159,3 +168,8 @@ def _stop(children: dict[str, subprocess.Popen[bytes]]) -> None:
             log.warning("did not stop in time; killing", extra={"child": name})
             proc.kill()
             proc.wait()
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
