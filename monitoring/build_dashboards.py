@@ -963,7 +963,7 @@ def gateway() -> dict[str, Any]:
             ],
             "ops",
             "Calls sent again after a connection error or a 503 (5-minute rate).",
-            w=12,
+            w=8,
         ),
         timeseries(
             "Circuit open",
@@ -974,10 +974,31 @@ def gateway() -> dict[str, Any]:
                 )
             ],
             "short",
-            "1 while a backend of this upstream version is cut off by its circuit breaker "
-            "(DocsumUpstreamCircuitOpen after 5 minutes).",
-            w=12,
+            "1 while at least one pod of this upstream version is cut off by its circuit "
+            "breaker (DocsumUpstreamCircuitOpen after 5 minutes).",
+            w=8,
             max_value=1,
+        ),
+        timeseries(
+            "Endpoints by circuit",
+            [
+                (
+                    "min by (upstream, version) "
+                    f'(docsum_upstream_endpoints{{circuit="closed", {up_sel}}})',
+                    "{{upstream}} {{version}} closed",
+                ),
+                (
+                    "max by (upstream, version) "
+                    f'(docsum_upstream_endpoints{{circuit="open", {up_sel}}})',
+                    "{{upstream}} {{version}} open",
+                ),
+            ],
+            "short",
+            "The pods each upstream version resolves to (its headless Service), by circuit, "
+            "as the worst-off gateway or worker pod sees them: the fewest closed, the most "
+            "open. None closed while there are endpoints: DocsumUpstreamVersionDown after "
+            "2 minutes.",
+            w=8,
         ),
         row("Canary vs stable"),
         timeseries(
