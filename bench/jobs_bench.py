@@ -203,6 +203,7 @@ def main() -> None:
             url = jobs.gateway.url
             with httpx.Client(headers=AUTH, timeout=120) as client:
                 result: dict[str, Any] = {
+                    "command": "python -m bench.jobs_bench" + (" --quick" if args.quick else ""),
                     "machine": {"cpus": os.cpu_count(), "load_avg_1m": os.getloadavg()[0]},
                     "overhead": overhead(client, url, rounds),
                 }
