@@ -77,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     findings: list[dict[str, Any]] = []
     try:
         env["DOCSUM_API_KEY"] = run.api_key()
+        if jobs:
+            run.prepare_jobs(stack, base.host, env["DOCSUM_API_KEY"])
         for route in routes:
             rates = [float(r) for r in args.rates.split(",")] if args.rates else LADDERS[route]
             best: dict[str, Any] | None = None

@@ -74,6 +74,26 @@ class Stack:
     """A local stack this run started (and must stop), or None of it."""
 
     proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    def wait_ready(self, urls: list[str], timeout_s: float = STACK_READY_TIMEOUT_S) -> None:
+        """Wait until each of ``urls``/readyz answers; SystemExit if the stack stops or is late."""
+        proc = self.proc
+        assert proc is not None
+        deadline = time.monotonic() + timeout_s
+        try:
+            for url in urls:
+                left = deadline - time.monotonic()
+                wait_until_ok(f"{url}/readyz", left, alive=lambda: proc.poll() is None)
+        except RuntimeError:
+            raise SystemExit(
+                f"`docsum up` exited ({proc.returncode}); see {self.log_path}"
+            ) from None
+        except TimeoutError:
+            self.stop()
+            raise SystemExit(
+                f"{', '.join(urls)}: not ready in {timeout_s:g} s; see {self.log_path}"
+            ) from None
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -95,8 +115,8 @@ def needs_jobs(routes: str) -> bool:
 def ensure_stack(
     urls: list[str], may_start: bool, log_path: Path, env: dict[str, str], jobs: bool = False
 ) -> Stack:
-    """Use the services at ``urls`` if ready, else start ``docsum up`` and wait for them (and,
-    with ``jobs``, for its worker)."""
+    """Use the services at ``urls`` if ready, else start ``docsum up`` and wait for them (with
+    ``jobs``, only when Redis is installed: see :func:`prepare_jobs` for the worker)."""
     if all(ready(u) for u in urls):
         log.info("using the running stack at %s", ", ".join(urls))
         return Stack()
@@ -116,19 +136,8 @@ def ensure_stack(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    stack = Stack(proc)
-    deadline = time.monotonic() + STACK_READY_TIMEOUT_S
-    try:
-        for url in urls + ([LOCAL_WORKER_PROBE] if jobs else []):
-            left = deadline - time.monotonic()
-            wait_until_ok(f"{url}/readyz", left, alive=lambda: proc.poll() is None)
-    except RuntimeError:
-        raise SystemExit(f"`docsum up` exited ({proc.returncode}); see {log_path}") from None
-    except TimeoutError:
-        stack.stop()
-        raise SystemExit(
-            f"the stack was not ready in {STACK_READY_TIMEOUT_S:g} s; {log_path}"
-        ) from None
+    stack = Stack(proc, log_path)
+    stack.wait_ready(urls)
     log.info("stack ready")
     return stack
 
@@ -140,7 +149,16 @@ def api_key() -> str:
     return key
 
 
-def check_jobs(host: str, key: str) -> None:
+def prepare_jobs(stack: Stack, host: str, key: str) -> None:
+    """Stop unless the gateway at ``host`` serves the async routes; wait for the worker of a
+    stack started here."""
+    check_jobs(host, key, stack.log_path)
+    if stack.proc is not None:
+        stack.wait_ready([LOCAL_WORKER_PROBE])
+        log.info("worker ready")
+
+
+def check_jobs(host: str, key: str, log_path: Path | None = None) -> None:
     """Stop unless the gateway at ``host`` serves the async routes (it has a Redis)."""
     request = urllib.request.Request(
         f"{host}/api/v1/operations?page_size=1", headers={"X-API-Key": key}
@@ -154,7 +172,7 @@ def check_jobs(host: str, key: str) -> None:
         why = str(exc)
     raise SystemExit(
         f"the gateway at {host} does not serve async jobs ({why}); it needs Redis and a worker "
-        f"(make redis, then make run)"
+        "(make redis, then make run)" + (f"; see {log_path}" if log_path else "")
     )
 
 
@@ -272,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.target == "gateway" and not env["DOCSUM_API_KEY"]:
             raise SystemExit("no API key: set DOCSUM_API_KEY (make run prints one)")
         if jobs:
-            check_jobs(args.host, env["DOCSUM_API_KEY"])
+            prepare_jobs(stack, args.host, env["DOCSUM_API_KEY"])
         try:
             summary = run_locust(args, args.out, env)
         except RuntimeError as exc:
