@@ -33,8 +33,8 @@ from typing import Any
 import httpx
 
 from docsum.jobs.redis_server import REDIS_SERVER
-from tests.jobs.conftest import AUTH, RedisServer, start_jobs
 from tests.support.documents import ARTICLE, png_bytes, text_page, tiff_bytes
+from tests.support.jobs import AUTH, RedisServer, start_jobs
 from tests.support.services import ROOT, free_port, start_service
 from tests.support.stack import OCR_ENV, SUMMARIZER_ENV, stable_backends
 

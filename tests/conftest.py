@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.jobs import RedisServer, redis_installed
 from tests.support.services import (  # noqa: F401  (the names tests/gateway imports from here)
     GATEWAY_KEY,
     ROOT,
@@ -43,3 +44,14 @@ def gateway_service(
     )
     yield svc
     svc.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session; each group of tests takes a database of its own."""
+    if not redis_installed():
+        pytest.fail("Redis is not installed: run `make redis` (make test does)")
+    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port())
+    server.start()
+    yield server
+    server.stop()

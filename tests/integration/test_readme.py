@@ -15,11 +15,14 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import GATEWAY_KEY, ROOT, LiveService
+from tests.support.jobs import RedisServer, start_jobs
+from tests.support.stack import stable_backends
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -122,6 +125,48 @@ def test_curl_examples(
         "/api/v1/ocr",
         "/api/v1/documents:summarize",
     }
+
+
+@pytest.fixture(scope="module")
+def jobs_gateway(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    ocr_service: LiveService,
+    summarizer_service: LiveService,
+) -> Iterator[LiveService]:
+    """A gateway on Redis with one worker, over the session's OCR and summarizer."""
+    jobs = start_jobs(
+        tmp_path_factory.mktemp("readme-jobs"),
+        redis_server.url(15),
+        stable_backends(ocr_service, summarizer_service),
+    )
+    jobs.start_worker()
+    yield jobs.gateway
+    jobs.stop()
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_async_examples(clone: Path, jobs_gateway: LiveService) -> None:
+    """The async example of both documents: submit, then wait (asked again while not done)."""
+    ran = 0
+    for doc in DOCS:
+        for block in _bash_blocks(doc):
+            if "summarizeAsync" not in block:
+                continue
+            script = _rewrite(block, {"gateway": jobs_gateway.port})
+            submit, wait = script.splitlines()
+            out = _run(f'{submit}\necho "$op"', clone)
+            assert out.returncode == 0 and out.stdout.startswith("operations/"), out.stderr
+            op = out.stdout.strip()
+            for _ in range(10):  # each ask waits up to 50 s
+                body = json.loads(_run(f"op={op}\n{wait}", clone).stdout)
+                if body["done"]:
+                    break
+            assert body["done"] and body["metadata"]["state"] == "succeeded", (doc, body)
+            assert body["response"]["summary"], body
+            assert [p["source"] for p in body["response"]["pages"]] == ["ocr", "ocr"]
+            ran += 1
+    assert ran == len(DOCS)
 
 
 def _docsum_lines(block: str) -> tuple[list[str], list[str]]:

@@ -14,7 +14,7 @@ import redis
 
 from tests.gateway.conftest import dead_url
 from tests.gateway.documents import ARTICLE, png_bytes, text_page, tiff_bytes
-from tests.jobs.conftest import Jobs, RedisServer, start_jobs, wait_for
+from tests.support.jobs import Jobs, RedisServer, start_jobs, wait_for
 from tests.support.services import counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.gateway.documents import ARTICLE, png_bytes, text_page, tiff_bytes
-from tests.jobs.conftest import AUTH, OTHER, Jobs, RedisServer, start_jobs, wait_for
+from tests.support.jobs import AUTH, OTHER, Jobs, RedisServer, start_jobs, wait_for
 from tests.support.services import LiveService, counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from docsum.jobs.queue import JobQueue
 from docsum.jobs.store import STREAM, JobStore, Refused, Submitted, connect
-from tests.jobs.conftest import RedisServer
+from tests.support.jobs import RedisServer
 
 pytestmark = [pytest.mark.integration]
 

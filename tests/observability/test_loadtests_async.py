@@ -21,7 +21,7 @@ import pytest
 
 from docsum.jobs.redis_server import REDIS_SERVER
 from loadtests import report
-from tests.jobs.conftest import AUTH, Jobs, RedisServer, start_jobs
+from tests.support.jobs import AUTH, Jobs, RedisServer, start_jobs
 from tests.support.services import GATEWAY_KEY, ROOT, LiveService, free_port
 from tests.support.stack import stable_backends
 
