@@ -18,6 +18,9 @@ class WorkerSettings(GatewaySettings):
     model_config = SettingsConfigDict(env_prefix="DOCSUM_WORKER_", env_nested_delimiter="__")
 
     port: int = Field(8083, ge=1, le=65535)
+    #: Jobs one worker runs at once. Their pages meet in the OCR service's batches, so a
+    #: few at once keep it busy; each holds its document in memory (up to max_body_bytes).
+    concurrency: int = Field(2, ge=1, le=64)
     #: Seconds a job taken by a worker may go without its heartbeat before another worker
     #: claims it (a worker that died mid-job); a live worker renews it every third of this.
     visibility_timeout_s: float = Field(60.0, gt=0)

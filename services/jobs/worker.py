@@ -59,12 +59,19 @@ class Worker:
         self.queue = queue
         self.pipeline = pipeline
         self.stopping = asyncio.Event()
-        self.current: asyncio.Task[None] | None = None
+        #: The jobs running now (at most ``settings.concurrency``).
+        self.running: set[asyncio.Task[None]] = set()
 
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Take and run jobs until :meth:`stop`."""
+        """Take and run jobs, ``concurrency`` at once, until :meth:`stop`."""
+        async with asyncio.TaskGroup() as group:
+            for slot in range(self.settings.concurrency):
+                group.create_task(self._take_and_run(), name=f"jobs-slot-{slot}")
+
+    async def _take_and_run(self) -> None:
+        """One slot: take a job, run it to its end, take the next."""
         backoff = 0.1
         while not self.stopping.is_set():
             try:
@@ -77,25 +84,31 @@ class Worker:
                 continue
             if delivery is None:
                 continue
-            self.current = asyncio.create_task(self._handle(delivery), name="job")
+            task = asyncio.create_task(self._handle(delivery), name="job")
+            self.running.add(task)
             try:
-                await asyncio.shield(self.current)
+                await asyncio.shield(task)
             except asyncio.CancelledError:
                 if not self.stopping.is_set():
                     raise
             finally:
-                self.current = None
+                self.running.discard(task)
 
     async def stop(self, drain_s: float) -> None:
-        """Take no new job; let the current one finish within ``drain_s``, else hand it back."""
+        """Take no new job; let the running ones finish within ``drain_s``, else hand them
+        back."""
         self.stopping.set()
-        task = self.current
-        if task is None:
+        if not self.running:
             return
-        done, _ = await asyncio.wait({task}, timeout=drain_s)
-        if not done:
-            log.warning("draining: the current job is handed back", extra={"drain_s": drain_s})
+        _, late = await asyncio.wait(set(self.running), timeout=drain_s)
+        if late:
+            log.warning(
+                "draining: jobs still running are handed back",
+                extra={"drain_s": drain_s, "jobs": len(late)},
+            )
+        for task in late:
             task.cancel()
+        for task in late:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 

@@ -99,29 +99,34 @@ def test_submit_poll_result_equals_the_synchronous_one(jobs: Jobs, name: str, ma
     assert sync["summary"] and "council" in sync["text"].lower()
 
 
-def test_a_running_job_shows_its_progress_and_stops_when_cancelled(jobs: Jobs) -> None:
+def test_running_jobs_show_their_progress_and_stop_when_cancelled(jobs: Jobs) -> None:
+    # Two long jobs run at once on the one worker (its default concurrency is 2).
     worker = jobs.workers[0]
     cancelled_before = counter(worker, "docsum_jobs_completed_total", outcome="cancelled")
     tiff = tiff_bytes([text_page(ARTICLE[i % 6 :] + ARTICLE[: i % 6]) for i in range(12)])
-    op = jobs.submit(tiff, "long.tiff").json()
+    ops = [jobs.submit(tiff, f"long-{n}.tiff").json() for n in range(2)]
 
-    def reading() -> dict[str, Any] | None:
-        meta: dict[str, Any] = jobs.get(op["name"]).json()["metadata"]
-        return meta if meta["state"] == "running" and meta["pages_done"] >= 1 else None
+    def reading() -> list[dict[str, Any]] | None:
+        metas = [jobs.get(op["name"]).json()["metadata"] for op in ops]
+        both = all(m["state"] == "running" and m["pages_done"] >= 1 for m in metas)
+        return metas if both else None
 
-    meta = wait_for("a page read", reading)
-    assert meta["pages_total"] == 12 and meta["pages_done"] < 12
-    r = httpx.post(f"{jobs.gateway.url}/api/v1/{op['name']}:cancel", headers=AUTH, timeout=30)
-    assert r.status_code == 200, r.text
-    assert r.json()["done"] is True and r.json()["error"]["code"] == "cancelled"
+    for meta in wait_for("a page of each read, both running", reading):
+        assert meta["pages_total"] == 12 and meta["pages_done"] < 12
+    for op in ops:
+        r = httpx.post(f"{jobs.gateway.url}/api/v1/{op['name']}:cancel", headers=AUTH, timeout=30)
+        assert r.status_code == 200, r.text
+        assert r.json()["done"] is True and r.json()["error"]["code"] == "cancelled"
     wait_for(
-        "the worker stopped the job",
+        "the worker stopped both jobs",
         lambda: (
-            counter(worker, "docsum_jobs_completed_total", outcome="cancelled") > cancelled_before
+            counter(worker, "docsum_jobs_completed_total", outcome="cancelled")
+            >= cancelled_before + 2
         ),
     )
-    final = jobs.get(op["name"]).json()
-    assert final["metadata"]["state"] == "cancelled" and "response" not in final
+    for op in ops:
+        final = jobs.get(op["name"]).json()
+        assert final["metadata"]["state"] == "cancelled" and "response" not in final
 
 
 def test_another_key_sees_none_of_them(jobs: Jobs) -> None:
