@@ -39,12 +39,12 @@ from ..jobs.store import ENDED, JobStore, Refused, connect
 from .costs import bounded_upload, charge_pages, image_pages
 from .pins import HEADER, parse_pins
 from .routes import (
-    _UPLOAD_FORM,
+    UPLOAD_FORM,
     GatewayDep,
-    _check_pin,
-    _read_typed,
-    _summary_params,
-    _upload,
+    check_pin,
+    read_typed,
+    read_upload,
+    summary_params,
 )
 from .settings import GatewaySettings
 
@@ -217,7 +217,7 @@ def _accepted(op: dict[str, Any], new: bool) -> JSONResponse:
     operation_id="summarize_document_async",
     summary="Queue a document (image, multi-page TIFF or PDF) to read and summarize; poll the "
     "operation for its progress and result.",
-    openapi_extra=_UPLOAD_FORM,
+    openapi_extra=UPLOAD_FORM,
     status_code=202,
 )
 async def summarize_async(request: Request, gateway: GatewayDep) -> JSONResponse:
@@ -226,11 +226,11 @@ async def summarize_async(request: Request, gateway: GatewayDep) -> JSONResponse
     s = gateway.settings
     idem = _idempotency_key(request, caller)
     async with bounded_upload(request, gateway):
-        upload, fields = await _upload(request)
-        params = _summary_params(fields)
+        upload, fields = await read_upload(request)
+        params = summary_params(fields)
         pin_header = request.headers.get(HEADER)
-        _check_pin(gateway, parse_pins(pin_header))
-        data, kind = await _read_typed(upload, None)
+        check_pin(gateway, parse_pins(pin_header))
+        data, kind = await read_typed(upload, None)
         pages = 1
         if kind != "pdf":  # a PDF's pages are counted when a worker opens it
             pages = await image_pages(data, kind, gateway.settings.rate_limit_burst)

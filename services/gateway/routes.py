@@ -39,7 +39,7 @@ def _multipart(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_UPLOAD_FORM = _multipart(
+UPLOAD_FORM = _multipart(
     {
         "max_sentences": {"type": "integer", "minimum": 1, "maximum": 1000},
         "ratio": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
@@ -64,7 +64,7 @@ def _media_type(request: Request) -> str:
     return media_type(request.headers.get("content-type"))
 
 
-async def _upload(request: Request) -> tuple[UploadFile, dict[str, str]]:
+async def read_upload(request: Request) -> tuple[UploadFile, dict[str, str]]:
     """The multipart form's ``file`` and its other fields (415 if it is not a form)."""
     if _media_type(request) != "multipart/form-data":
         raise UnsupportedMediaType(
@@ -79,7 +79,7 @@ async def _upload(request: Request) -> tuple[UploadFile, dict[str, str]]:
     return upload, fields
 
 
-async def _read_typed(upload: UploadFile, allowed: frozenset[str] | None) -> tuple[bytes, str]:
+async def read_typed(upload: UploadFile, allowed: frozenset[str] | None) -> tuple[bytes, str]:
     """The file's bytes and kind by magic bytes; 415 if it is not one we read."""
     data = await upload.read()
     kind = sniff(data[:2048])
@@ -96,7 +96,7 @@ def _accepted(allowed: frozenset[str] | None) -> str:
     return "PNG, JPEG, TIFF, BMP or WebP (PDFs go to /api/v1/documents:summarize)"
 
 
-def _summary_params(fields: dict[str, str]) -> SummaryParams:
+def summary_params(fields: dict[str, str]) -> SummaryParams:
     """The form's length fields, checked by the JSON /summarize's own model: the same
     mistake gets the same 422 on every route."""
     given = {k: fields[k] for k in ("max_sentences", "ratio") if fields.get(k)}
@@ -107,7 +107,7 @@ def _summary_params(fields: dict[str, str]) -> SummaryParams:
     return SummaryParams(checked.max_sentences, checked.ratio)
 
 
-def _check_pin(gateway: Gateway, pinned: Pins) -> None:
+def check_pin(gateway: Gateway, pinned: Pins) -> None:
     """400 for a plain pin of a version no upstream has."""
     if pinned.default is not None and not any(
         pinned.default in u.routes.versions for u in gateway.upstreams.values()
@@ -171,8 +171,8 @@ async def summarize(request: Request, gateway: GatewayDep) -> Response:
 )
 async def ocr(request: Request, gateway: GatewayDep) -> Response:
     async with bounded_upload(request, gateway):
-        upload, fields = await _upload(request)
-        data, kind = await _read_typed(upload, IMAGE_KINDS)
+        upload, fields = await read_upload(request)
+        data, kind = await read_typed(upload, IMAGE_KINDS)
         pages = await image_pages(data, kind, gateway.settings.rate_limit_burst)
         charge_pages(request, gateway, pages)
         form = {"mode": fields["mode"]} if "mode" in fields else None
@@ -190,17 +190,17 @@ async def ocr(request: Request, gateway: GatewayDep) -> Response:
     "/documents:summarize",
     operation_id="summarize_document",
     summary="Read a document (image, multi-page TIFF or PDF) and summarize it.",
-    openapi_extra=_UPLOAD_FORM,
+    openapi_extra=UPLOAD_FORM,
     response_model=DocumentSummary,
 )
 async def summarize_document(request: Request, gateway: GatewayDep) -> Any:
     start = time.perf_counter()
     async with bounded_upload(request, gateway):
-        upload, fields = await _upload(request)
-        params = _summary_params(fields)
+        upload, fields = await read_upload(request)
+        params = summary_params(fields)
         pinned = parse_pins(request.headers.get(HEADER))
-        data, kind = await _read_typed(upload, None)
-        _check_pin(gateway, pinned)
+        data, kind = await read_typed(upload, None)
+        check_pin(gateway, pinned)
         if kind != "pdf":  # a PDF's pages are counted by the pipeline
             pages = await image_pages(data, kind, gateway.settings.rate_limit_burst)
             charge_pages(request, gateway, pages)
