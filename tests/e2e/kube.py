@@ -170,7 +170,8 @@ class Stack:
 
     @classmethod
     def from_docs(cls, network: str, docs: Iterable[dict[str, Any]]) -> Stack:
-        played, skipped = [], {}
+        played: list[dict[str, Any]] = []
+        skipped: dict[str, int] = {}
         for doc in docs:
             if doc["kind"] in PLAYED_KINDS:
                 played.append(doc)
