@@ -2,9 +2,9 @@
 
 Format (shared with the Kubernetes manifests, a ConfigMap there)::
 
-    {"ocr": [{"url": "http://docsum-ocr:8081", "version": "stable", "weight": 100},
+    {"ocr": [{"url": "http://docsum-ocr-pods:8081", "version": "stable", "weight": 100},
              {"url": "http://docsum-ocr-canary:8081", "version": "canary", "weight": 10}],
-     "summarizer": [{"url": "http://docsum-summarizer:8082", "version": "stable", "weight": 100}]}
+     "summarizer": [{"url": "http://docsum-summarizer-pods:8082", "version": "stable", "weight": 100}]}
 
 A version's weight is the sum of its backends' weights: traffic splits between versions by
 weight (90/10 is a canary, 0/100 a blue/green flip), then between the endpoints of the chosen
@@ -31,7 +31,7 @@ class BackendSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    url: str = Field(description="Base URL, e.g. http://docsum-ocr:8081")
+    url: str = Field(description="Base URL, e.g. http://docsum-ocr-pods:8081")
     version: str = Field("stable", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     weight: float = Field(100.0, ge=0)
 

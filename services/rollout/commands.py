@@ -11,6 +11,7 @@ import copy
 import json
 from dataclasses import dataclass
 from typing import Any, TextIO
+from urllib.parse import urlsplit, urlunsplit
 
 from .cluster import Cluster, ClusterError
 from .gates import Prometheus, PrometheusError, gate, measure, slot_cohort, upstream_cohort
@@ -73,7 +74,7 @@ def with_canary_weight(
     if not canary:
         if weight == 0:
             return copy.deepcopy(backends)
-        url = canary_url or _canary_url(upstream, str(stable[0]["url"]))
+        url = canary_url or _canary_url(str(stable[0]["url"]))
         canary = [{"url": url, "version": "canary", "weight": 0}]
         entries.append(canary[0])
     for group, share in ((stable, 100.0 - weight), (canary, weight)):
@@ -84,9 +85,14 @@ def with_canary_weight(
     return out
 
 
-def _canary_url(upstream: str, stable_url: str) -> str:
-    port = stable_url.rsplit(":", 1)[-1].split("/")[0]
-    return f"http://docsum-{upstream}-canary:{port}"
+def _canary_url(stable_url: str) -> str:
+    """The canary track's URL beside the stable one, as the chart names its Services:
+    ``<svc>-pods`` → ``<svc>-canary-pods`` (headless), ``<svc>`` → ``<svc>-canary``."""
+    url = urlsplit(stable_url)
+    host = url.hostname or ""
+    stem, headless = (host[: -len("-pods")], "-pods") if host.endswith("-pods") else (host, "")
+    netloc = f"{stem}-canary{headless}" + (f":{url.port}" if url.port else "")
+    return urlunsplit(url._replace(netloc=netloc))
 
 
 def _number(x: float) -> float | int:

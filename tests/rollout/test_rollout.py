@@ -17,14 +17,16 @@ pytestmark = [pytest.mark.integration]
 
 NOWHERE = "http://127.0.0.1:9"  # a Prometheus that is never there: steps that must not ask it
 STABLE_ONLY = {
-    "ocr": [{"url": "http://docsum-ocr:8081", "version": "stable", "weight": 100}],
-    "summarizer": [{"url": "http://docsum-summarizer:8082", "version": "stable", "weight": 100}],
+    "ocr": [{"url": "http://docsum-ocr-pods:8081", "version": "stable", "weight": 100}],
+    "summarizer": [
+        {"url": "http://docsum-summarizer-pods:8082", "version": "stable", "weight": 100}
+    ],
 }
 AT_10 = {
     **STABLE_ONLY,
     "ocr": [
-        {"url": "http://docsum-ocr:8081", "version": "stable", "weight": 90},
-        {"url": "http://docsum-ocr-canary:8081", "version": "canary", "weight": 10},
+        {"url": "http://docsum-ocr-pods:8081", "version": "stable", "weight": 90},
+        {"url": "http://docsum-ocr-canary-pods:8081", "version": "canary", "weight": 10},
     ],
 }
 
@@ -45,13 +47,25 @@ def slot(name: str, **kw: float) -> Traffic:
 
 
 # --- pure logic --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("stable", "canary"),
+    [
+        ("http://staging-docsum-ocr-pods:8081", "http://staging-docsum-ocr-canary-pods:8081"),
+        ("http://docsum-summarizer:8082", "http://docsum-summarizer-canary:8082"),
+    ],
+)
+def test_a_new_canary_is_named_after_the_stable_url(stable: str, canary: str) -> None:
+    backends = {"ocr": [{"url": stable, "version": "stable", "weight": 100}]}
+    assert with_canary_weight(backends, "ocr", 10, None)["ocr"][1]["url"] == canary
+
+
 def test_weights_split_between_versions_and_keep_the_canary_url_at_zero() -> None:
     at_25 = with_canary_weight(AT_10, "ocr", 25, None)
     assert [e["weight"] for e in at_25["ocr"]] == [75, 25]
     assert canary_share(at_25["ocr"]) == 25
     at_0 = with_canary_weight(at_25, "ocr", 0, None)
     assert at_0["ocr"][1] == {
-        "url": "http://docsum-ocr-canary:8081",
+        "url": "http://docsum-ocr-canary-pods:8081",
         "version": "canary",
         "weight": 0,
     }
@@ -126,7 +140,7 @@ async def test_dry_run_prints_the_patch_and_sends_nothing(
     patch = json.loads(r.out[r.out.index("{") :])
     backends = json.loads(patch["data"]["backends.json"])
     assert backends["summarizer"][1] == {
-        "url": "http://docsum-summarizer-canary:8082",
+        "url": "http://docsum-summarizer-canary-pods:8082",
         "version": "canary",
         "weight": 20,
     }
