@@ -2,9 +2,9 @@
 
 Format (shared with the Kubernetes manifests, a ConfigMap there)::
 
-    {"ocr": [{"url": "http://docsum-ocr-pods:8081", "version": "stable", "weight": 100},
-             {"url": "http://docsum-ocr-canary:8081", "version": "canary", "weight": 10}],
-     "summarizer": [{"url": "http://docsum-summarizer-pods:8082", "version": "stable", "weight": 100}]}
+    {"ocr": [{"url": "http://docsum-ocr-pods:8081", "version": "stable", "weight": 90},
+             {"url": "http://docsum-ocr-canary-pods:8081", "version": "canary", "weight": 10}],
+     "summarizer": [{"url": "http://docsum-summarizer-pods:8082", "version": "stable"}]}
 
 A version's weight is the sum of its backends' weights: traffic splits between versions by
 weight (90/10 is a canary, 0/100 a blue/green flip), then between the endpoints of the chosen
