@@ -51,6 +51,7 @@ class _Pending(Generic[ItemT, ResultT]):
     item: ItemT
     future: asyncio.Future[ResultT]
     enqueued: float = field(default_factory=time.perf_counter)
+    waiting: bool = False  # in the queue: admitted, not yet taken or withdrawn
 
 
 class _FairQueue(Generic[ItemT, ResultT]):
@@ -69,15 +70,19 @@ class _FairQueue(Generic[ItemT, ResultT]):
             yield from queue
 
     def add(self, flow: Hashable, items: list[_Pending[ItemT, ResultT]]) -> None:
+        for p in items:
+            p.waiting = True
         self._flows.setdefault(flow, deque()).extend(items)
         self._count += len(items)
 
     def remove(self, flow: Hashable, items: list[_Pending[ItemT, ResultT]]) -> int:
         """Take ``items`` of ``flow`` out where still waiting; how many were."""
+        leaving = {p for p in items if p.waiting}
         queue = self._flows.get(flow)
-        if not queue:
+        if not leaving or not queue:
             return 0
-        leaving = set(items)
+        for p in leaving:
+            p.waiting = False
         kept = deque(p for p in queue if p not in leaving)
         removed = len(queue) - len(kept)
         if kept:
@@ -98,7 +103,10 @@ class _FairQueue(Generic[ItemT, ResultT]):
             for flow in flows:
                 queue = self._flows[flow]
                 n = min(share, len(queue))
-                taken.extend(queue.popleft() for _ in range(n))
+                for _ in range(n):
+                    p = queue.popleft()
+                    p.waiting = False
+                    taken.append(p)
                 room -= n
                 if flow not in served:
                     served.append(flow)
