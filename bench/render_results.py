@@ -497,6 +497,8 @@ def hostile() -> str:
     r2, r3h, r3d = r["2"]["result"], r["3 hang-up"]["result"], r["3 deadline"]["result"]
     r4, r5, r6, r8 = (r[k]["result"] for k in ("4", "5", "6", "8"))
     ocr6, sum6 = r6["/api/v1/ocr"], r6["/api/v1/summarize"]
+    fair = r["small beside big"]["result"]
+    big, line, page = fair["big"], fair["small_line_during"], fair["small_page_during"]
     rows = [
         [
             f"2: TIFF of 50 blank 7745 × 7745 Group-4 frames ({r2['bytes'] / 1000:.0f} KB)",
@@ -542,6 +544,15 @@ def hostile() -> str:
             answer(r8),
             mem("8", "gateway", "gateway PDF workers"),
         ],
+        [
+            "small beside big: a one-line image, then a one-page image, sent to OCR while a "
+            f"multi-page TIFF of rectangles ({big['bytes'] / 1000:.0f} KB) is read",
+            f"one line {answer(line)} after {line['recognizer_calls_meanwhile']:.0f} forward "
+            f"passes ({line['line_crops_read_meanwhile']:.0f} crops); one page "
+            f"{answer(page)}; the TIFF {answer(big)}; both small ones done before it: "
+            f"{'yes' if line['done_before_big'] and page['done_before_big'] else 'no'}",
+            mem("small beside big", "ocr"),
+        ],
     ]
     back = r["7"]["result"]
     memory_rows = [
@@ -561,9 +572,10 @@ def hostile() -> str:
             "## Hostile requests",
             "",
             source(d["command"], "hostile.json"),
-            "Issue 21's rows 2–8 against a local stack with the default limits (no rate limit),",
-            "one after the other; memory is each service's own `process_resident_memory_bytes`",
-            "(the gateway's PDF workers: `docsum_gateway_pdf_workers_resident_memory_bytes`),",
+            "Issue 21's rows 2–8 and a fairness row against a local stack with the default",
+            "limits (no rate limit), one after the other; memory is each service's own",
+            "`process_resident_memory_bytes` (the gateway's PDF workers:",
+            "`docsum_gateway_pdf_workers_resident_memory_bytes`),",
             "sampled every 0.1 s: MB before → peak → after the row",
             "([docs/reliability.md](../docs/reliability.md#6-the-cost-of-a-request)).",
             "",
