@@ -55,3 +55,10 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def backends(
+    ocr_service: LiveService, summarizer_service: LiveService
+) -> dict[str, list[dict[str, object]]]:
+    return stable_backends(ocr_service, summarizer_service)

@@ -137,7 +137,7 @@ def jobs_gateway(
     """A gateway on Redis with one worker, over the session's OCR and summarizer."""
     jobs = start_jobs(
         tmp_path_factory.mktemp("readme-jobs"),
-        redis_server.url(15),
+        redis_server.empty_db(15),
         stable_backends(ocr_service, summarizer_service),
     )
     jobs.start_worker()

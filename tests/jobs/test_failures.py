@@ -20,12 +20,6 @@ from tests.support.services import counter
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _flush(redis_server: RedisServer, db: int) -> str:
-    url = redis_server.url(db)
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
 @pytest.fixture(scope="module")
 def jobs(
     tmp_path_factory: pytest.TempPathFactory,
@@ -33,7 +27,7 @@ def jobs(
     backends: dict[str, list[dict[str, object]]],
 ) -> Iterator[Jobs]:
     """A gateway on database 2; each test starts the workers it needs."""
-    j = start_jobs(tmp_path_factory.mktemp("failures"), _flush(redis_server, 2), backends)
+    j = start_jobs(tmp_path_factory.mktemp("failures"), redis_server.empty_db(2), backends)
     yield j
     j.stop()
 
@@ -102,7 +96,7 @@ def test_a_job_failing_every_attempt_is_dead_lettered_with_its_last_error(
     backends: dict[str, list[dict[str, object]]],
 ) -> None:
     # The gateway's backends are up (it accepts the job); the worker's OCR is not.
-    j = start_jobs(tmp_path_factory.mktemp("dead"), _flush(redis_server, 3), backends)
+    j = start_jobs(tmp_path_factory.mktemp("dead"), redis_server.empty_db(3), backends)
     j.backends = {**backends, "ocr": [{"url": dead_url(), "version": "stable", "weight": 100}]}
     try:
         worker = j.start_worker({"DOCSUM_WORKER_MAX_ATTEMPTS": "2"})

@@ -19,14 +19,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SAME = ("text", "summary", "pages", "errors", "backends")
 
 
-def _flush(redis_server: RedisServer, db: int) -> str:
-    import redis
-
-    url = redis_server.url(db)
-    redis.Redis.from_url(url).flushdb()
-    return url
-
-
 @pytest.fixture(scope="module")
 def jobs(
     tmp_path_factory: pytest.TempPathFactory,
@@ -34,7 +26,7 @@ def jobs(
     backends: dict[str, list[dict[str, object]]],
 ) -> Iterator[Jobs]:
     """A gateway and one worker on database 0."""
-    j = start_jobs(tmp_path_factory.mktemp("jobs"), _flush(redis_server, 0), backends)
+    j = start_jobs(tmp_path_factory.mktemp("jobs"), redis_server.empty_db(0), backends)
     j.start_worker()
     yield j
     j.stop()
@@ -53,7 +45,7 @@ def limited(
         "DOCSUM_GATEWAY_JOBS_MAX_STORED_BYTES_PER_KEY": "400000",
         "DOCSUM_GATEWAY_JOBS_RESULT_TTL_S": "2",
     }
-    j = start_jobs(tmp_path_factory.mktemp("limited"), _flush(redis_server, 1), backends, env)
+    j = start_jobs(tmp_path_factory.mktemp("limited"), redis_server.empty_db(1), backends, env)
     yield j
     j.stop()
 
@@ -231,7 +223,7 @@ def test_the_async_routes_survive_generated_input(
 ) -> None:
     from tests.reliability.fuzzing import fuzz_api
 
-    j = start_jobs(tmp_path_factory.mktemp("fuzz"), _flush(redis_server, 4), backends)
+    j = start_jobs(tmp_path_factory.mktemp("fuzz"), redis_server.empty_db(4), backends)
     try:
         report = fuzz_api(j.gateway.url, 120, seed_value=20261202, headers=AUTH)
     finally:

@@ -19,11 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from docsum.jobs.redis_server import REDIS_SERVER
 from loadtests import report
 from tests.support.jobs import AUTH, Jobs, RedisServer, start_jobs
-from tests.support.services import GATEWAY_KEY, ROOT, LiveService, free_port
-from tests.support.stack import stable_backends
+from tests.support.services import GATEWAY_KEY, ROOT, LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -34,30 +32,13 @@ END_TO_END = ("JOB", "documents:summarizeAsync end-to-end")
 
 
 @pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    if not (ROOT / REDIS_SERVER).exists():
-        pytest.fail("Redis is not installed: run `make redis` (make test does)")
-    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def backends(
-    ocr_service: LiveService, summarizer_service: LiveService
-) -> dict[str, list[dict[str, object]]]:
-    return stable_backends(ocr_service, summarizer_service)
-
-
-@pytest.fixture(scope="module")
 def jobs(
     tmp_path_factory: pytest.TempPathFactory,
-    redis: RedisServer,
+    redis_server: RedisServer,
     backends: dict[str, list[dict[str, object]]],
 ) -> Iterator[Jobs]:
     """A gateway and one worker on database 0."""
-    j = start_jobs(tmp_path_factory.mktemp("jobs"), redis.url(0), backends)
+    j = start_jobs(tmp_path_factory.mktemp("jobs"), redis_server.empty_db(5), backends)
     j.start_worker()
     yield j
     j.stop()
@@ -151,10 +132,10 @@ def test_open_loop_arrivals_of_jobs_are_all_waited_for(tmp_path: Path, jobs: Job
 
 
 def test_a_job_that_never_ends_is_a_failure_and_is_cancelled(
-    tmp_path: Path, redis: RedisServer, backends: dict[str, list[dict[str, object]]]
+    tmp_path: Path, redis_server: RedisServer, backends: dict[str, list[dict[str, object]]]
 ) -> None:
     """A gateway with no worker: every job stays queued until the client gives up."""
-    idle = start_jobs(tmp_path / "idle", redis.url(1), backends)
+    idle = start_jobs(tmp_path / "idle", redis_server.empty_db(6), backends)
     try:
         code, output, summary = loadtest(
             tmp_path, idle.gateway.url, "--job-timeout-s", "2", "--", "--job-wait-s", "1"

@@ -63,6 +63,14 @@ class RedisServer:
     def url(self, db: int) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
 
+    def empty_db(self, db: int) -> str:
+        """The URL of database ``db``, emptied (each group of tests has its own)."""
+        import redis
+
+        url = self.url(db)
+        redis.Redis.from_url(url).flushdb()
+        return url
+
     def start(self) -> None:
         binary = ROOT / REDIS_SERVER
         log = (self.data_dir / "redis.log").open("ab")
