@@ -31,6 +31,9 @@ NOT_SECRETS = {
     "docsum-tls": "the name of the Kubernetes Secret holding the TLS certificate",
     "docsum-api-keys": "the name of the Kubernetes Secret holding the key hashes",
     "docsum-loadgen": "the name of the Kubernetes Secret holding the load generator's key",
+    "docsum-redis-auth": "the name of the Kubernetes Secret holding the Redis password",
+    "managed-redis": "the name of a user's Secret for an external Redis (chart CI values)",
+    "managed": "the name of a user's Secret for an external Redis (a render test)",
     "ABCDEFGHJKLMNPQRSTUVWXYZ": "the alphabet of synthetic OCR training codes",
 }
 WORKLOAD_KINDS = {"Deployment", "Rollout", "StatefulSet", "DaemonSet", "Job", "CronJob"}
