@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.jobs import RedisServer, redis_installed
+from tests.support.jobs import Jobs, JobsFactory, RedisServer, redis_installed, start_jobs
 from tests.support.services import (  # noqa: F401  (the names tests/gateway imports from here)
     GATEWAY_KEY,
     ROOT,
@@ -62,3 +62,26 @@ def backends(
     ocr_service: LiveService, summarizer_service: LiveService
 ) -> dict[str, list[dict[str, object]]]:
     return stable_backends(ocr_service, summarizer_service)
+
+
+@pytest.fixture(scope="module")
+def make_jobs(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_server: RedisServer,
+    backends: dict[str, list[dict[str, object]]],
+) -> Iterator[JobsFactory]:
+    """``make_jobs(db, workers=0, env=None)``: a gateway (``env`` its settings) and
+    ``workers`` workers on Redis database ``db``, emptied first; stopped with the module."""
+    started: list[Jobs] = []
+
+    def make(db: int, workers: int = 0, env: dict[str, str] | None = None) -> Jobs:
+        tmp = tmp_path_factory.mktemp(f"jobs-db{db}")
+        jobs = start_jobs(tmp, redis_server.empty_db(db), backends, env)
+        started.append(jobs)
+        for _ in range(workers):
+            jobs.start_worker()
+        return jobs
+
+    yield make
+    for jobs in started:
+        jobs.stop()

@@ -41,10 +41,17 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+def error_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of error statuses: the error body, with what each status means."""
+    return {
+        status: {"model": ErrorBody, "description": description}
+        for status, description in descriptions.items()
+    }
+
+
 #: Error answers every route may give, for the OpenAPI documents.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": description}
-    for status, description in {
+ERROR_RESPONSES = error_responses(
+    {
         400: "The body could not be parsed.",
         408: "The request body did not arrive in time.",
         413: "The body, text or image is over a limit.",
@@ -52,8 +59,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "The request is well-formed but invalid (the message says which field and why).",
         503: "Not ready, shutting down, or the queue is full (see Retry-After).",
         504: "The request took longer than its time limit.",
-    }.items()
-}
+    }
+)
 
 
 def error_body(code: str, message: str, **details: Any) -> dict[str, Any]:

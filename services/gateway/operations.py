@@ -32,7 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 
 from ..common.errors import Conflict, InvalidInput, JobsUnavailable, NotFound, RateLimited
-from ..common.http_errors import ErrorBody
+from ..common.http_errors import error_responses
 from ..jobs import metrics
 from ..jobs.notify import DoneWaiters
 from ..jobs.store import ENDED, JobStore, Refused, connect
@@ -84,15 +84,14 @@ class AsyncJobs:
 router = APIRouter(
     prefix=PREFIX,
     tags=["operations"],
-    responses={
-        status: {"model": ErrorBody, "description": description}
-        for status, description in {
+    responses=error_responses(
+        {
             401: "No valid API key (X-API-Key or Authorization: Bearer).",
             404: "No such operation for this key.",
             429: "This key's rate limit, pending jobs or stored bytes are spent.",
             503: "Async jobs are not configured, or their store does not answer.",
-        }.items()
-    },
+        }
+    ),
 )
 
 

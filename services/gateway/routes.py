@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from ..common.contracts import OCRResponse, SummarizeRequest, SummarizeResponse
 from ..common.deadline import cancel_on_disconnect
 from ..common.errors import BadRequest, ClientDisconnected, InvalidInput, UnsupportedMediaType
-from ..common.http_errors import ErrorBody, validation_message
+from ..common.http_errors import error_responses, validation_message
 from ..common.sniff import IMAGE_KINDS, MEDIA_TYPES, SUPPORTED, sniff
 from .costs import bounded_upload, charge_pages, image_pages
 from .passthrough import forward_json, media_type, read_body
@@ -127,14 +127,13 @@ GatewayDep = Annotated[Gateway, Depends(current_gateway)]
 router = APIRouter(
     prefix="/api/v1",
     tags=["api"],
-    responses={
-        status: {"model": ErrorBody, "description": description}
-        for status, description in {
+    responses=error_responses(
+        {
             401: "No valid API key (X-API-Key or Authorization: Bearer).",
             429: "This key's rate limit is spent (see Retry-After).",
             502: "An upstream answered with an error (the body names it).",
-        }.items()
-    },
+        }
+    ),
 )
 
 

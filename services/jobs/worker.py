@@ -61,6 +61,9 @@ class Worker:
         self.stopping = asyncio.Event()
         #: The jobs running now (at most ``settings.concurrency``).
         self.running: set[asyncio.Task[None]] = set()
+        #: Slots reading the queue now: a job handed back while one reads would be taken again.
+        self.reading = 0
+        self.no_reads = asyncio.Event()
 
     # --- the loop ---------------------------------------------------------------------------
 
@@ -74,18 +77,24 @@ class Worker:
         """One slot: take a job, run it to its end, take the next."""
         backoff = 0.1
         while not self.stopping.is_set():
+            self.reading += 1
+            self.no_reads.clear()
             try:
                 delivery = await self.queue.take(self.settings.poll_block_s)
                 backoff = 0.1
+                if delivery is None:
+                    continue
+                task = asyncio.create_task(self._handle(delivery), name="job")
+                self.running.add(task)
             except (RedisError, OSError) as exc:
                 log.warning("the job queue does not answer; retrying", extra={"error": str(exc)})
                 await self._pause(backoff)
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
                 continue
-            if delivery is None:
-                continue
-            task = asyncio.create_task(self._handle(delivery), name="job")
-            self.running.add(task)
+            finally:
+                self.reading -= 1
+                if not self.reading:
+                    self.no_reads.set()
             try:
                 await asyncio.shield(task)
             except asyncio.CancelledError:
@@ -96,11 +105,17 @@ class Worker:
 
     async def stop(self, drain_s: float) -> None:
         """Take no new job; let the running ones finish within ``drain_s``, else hand them
-        back."""
+        back (once no slot reads the queue, so none takes them again)."""
         self.stopping.set()
+        loop = asyncio.get_running_loop()
+        drained_by = loop.time() + drain_s
+        if self.reading:  # a read of the queue ends within poll_block_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.no_reads.wait(), self.settings.poll_block_s + 1.0)
         if not self.running:
             return
-        _, late = await asyncio.wait(set(self.running), timeout=drain_s)
+        timeout = max(0.0, drained_by - loop.time())
+        _, late = await asyncio.wait(set(self.running), timeout=timeout)
         if late:
             log.warning(
                 "draining: jobs still running are handed back",

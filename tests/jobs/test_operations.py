@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import httpx
 import pytest
 
 from tests.gateway.documents import ARTICLE, png_bytes, text_page, tiff_bytes
-from tests.support.jobs import AUTH, OTHER, Jobs, RedisServer, start_jobs, wait_for
+from tests.support.jobs import AUTH, OTHER, Jobs, JobsFactory, RedisServer, start_jobs, wait_for
 from tests.support.services import LiveService, counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -20,24 +19,13 @@ SAME = ("text", "summary", "pages", "errors", "backends")
 
 
 @pytest.fixture(scope="module")
-def jobs(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_server: RedisServer,
-    backends: dict[str, list[dict[str, object]]],
-) -> Iterator[Jobs]:
+def jobs(make_jobs: JobsFactory) -> Jobs:
     """A gateway and one worker on database 0."""
-    j = start_jobs(tmp_path_factory.mktemp("jobs"), redis_server.empty_db(0), backends)
-    j.start_worker()
-    yield j
-    j.stop()
+    return make_jobs(0, workers=1)
 
 
 @pytest.fixture(scope="module")
-def limited(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_server: RedisServer,
-    backends: dict[str, list[dict[str, object]]],
-) -> Iterator[Jobs]:
+def limited(make_jobs: JobsFactory) -> Jobs:
     """A gateway with small limits and a 2 s TTL on database 1, and no worker: its jobs stay
     queued until cancelled."""
     env = {
@@ -45,9 +33,7 @@ def limited(
         "DOCSUM_GATEWAY_JOBS_MAX_STORED_BYTES_PER_KEY": "400000",
         "DOCSUM_GATEWAY_JOBS_RESULT_TTL_S": "2",
     }
-    j = start_jobs(tmp_path_factory.mktemp("limited"), redis_server.empty_db(1), backends, env)
-    yield j
-    j.stop()
+    return make_jobs(1, env=env)
 
 
 def _page(sentences: list[str] = ARTICLE) -> bytes:

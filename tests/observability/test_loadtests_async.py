@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from loadtests import report
-from tests.support.jobs import AUTH, Jobs, RedisServer, start_jobs
+from tests.support.jobs import AUTH, Jobs, JobsFactory, RedisServer, start_jobs
 from tests.support.services import GATEWAY_KEY, ROOT, LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,16 +31,9 @@ END_TO_END = ("JOB", "documents:summarizeAsync end-to-end")
 
 
 @pytest.fixture(scope="module")
-def jobs(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_server: RedisServer,
-    backends: dict[str, list[dict[str, object]]],
-) -> Iterator[Jobs]:
-    """A gateway and one worker on database 0."""
-    j = start_jobs(tmp_path_factory.mktemp("jobs"), redis_server.empty_db(5), backends)
-    j.start_worker()
-    yield j
-    j.stop()
+def jobs(make_jobs: JobsFactory) -> Jobs:
+    """A gateway and one worker on database 5."""
+    return make_jobs(5, workers=1)
 
 
 def loadtest(tmp: Path, gateway: str, *args: str) -> tuple[int, str, dict[str, Any]]:

@@ -184,3 +184,7 @@ def start_jobs(
 
 def redis_installed() -> bool:
     return (ROOT / REDIS_SERVER).exists()
+
+
+#: ``make_jobs(db, workers=0, env=None)`` (the fixture of tests/conftest.py).
+JobsFactory = Callable[..., Jobs]
