@@ -7,7 +7,9 @@ container registry is reachable (``--base local``, chosen by ``auto`` when Docke
 answer), the base is bootstrapped from Debian's packages with mmdebstrap and torch is the CPU
 wheel pip finds with this machine's own configuration: nothing is downloaded but from Debian
 and PyPI. Engine: podman (or docker when it answers and podman is absent; docker builds need
-``--base registry``). Each image's size and build time go to ``bench/results/images.json``.
+``--base registry``). Sizes and build times are printed; ``--results FILE`` also records them
+(``--results bench/results/images.json`` for bench/RESULTS.md): a plain build changes no
+tracked file.
 Standard library only: it runs before any venv exists.
 """
 
@@ -201,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=IMAGES, default=list(IMAGES))
     parser.add_argument("--base", choices=("auto", "registry", "local"), default="auto")
     parser.add_argument("--no-cache", action="store_true", help="rebuild every layer")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write figures")
+    parser.add_argument(
+        "--results", type=Path, help=f"record the figures there (e.g. {RESULTS.relative_to(ROOT)})"
+    )
     args = parser.parse_args(argv)
 
     eng = engine()
@@ -246,11 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         for f in figures
     ]
     sys.stdout.write("\n".join(rows) + "\n")
-    if set(args.only) == set(IMAGES):
+    if args.results is not None and set(args.only) == set(IMAGES):
         args.results.parent.mkdir(parents=True, exist_ok=True)
         record = {
             "what": "make images: the three CPU images, sizes and build times",
-            "command": "make images" + (" IMAGES_ARGS=--no-cache" if args.no_cache else ""),
+            "command": "make images IMAGES_ARGS='--results bench/results/images.json"
+            + (" --no-cache'" if args.no_cache else "'"),
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "engine": eng,
             "base": mode,
