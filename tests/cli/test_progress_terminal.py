@@ -94,6 +94,7 @@ def test_training_shows_steps_and_the_running_loss(tmp_path: Path) -> None:
         pytest.skip("no fonts to render training lines (scripts/install_fonts.sh)")
     argv = [sys.executable, "-m", "docsum.cli", "train", "ocr", "--out", str(tmp_path / "run")]
     argv += ["--max-steps", "3", "--batch-size", "4", "--val-dir", str(tmp_path / "none")]
+    argv += ["--val-synth", "0"]
     argv += ["--export", "", "--threads", "1"]
     code, drawn = run_in_terminal(argv, tmp_path / "stdout.txt")
     assert code == 0, drawn

@@ -35,6 +35,8 @@ def train(out: Path, steps: int) -> None:
         "",
         "--val-dir",
         str(out / "no-validation-set"),
+        "--val-synth",
+        "0",
         "--no-bf16",
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

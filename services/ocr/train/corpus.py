@@ -268,6 +268,8 @@ class TextSampler:
                 t += r.choice(";:?!")
             elif p < 0.155:
                 t += r.choice((" –", " —", "—", " -"))
+            elif p < 0.162:  # ellipses; TeX and older type set them as spaced points
+                t += r.choice(("...", " . . .", " . . . .", ", . . . ,"))
             toks.append(t)
         line = " ".join(toks)
         if r.random() < 0.5:

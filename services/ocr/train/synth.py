@@ -23,6 +23,21 @@ from .augment import degrade
 from .corpus import TextSampler
 from .fonts import FontInfo, by_family, find_fonts
 
+#: Share of lines set in small capitals.
+SMALL_CAPS = 0.03
+
+
+def _union(boxes: list, empty: tuple) -> tuple:
+    """Bounding box of ``boxes`` (``empty`` when there are none)."""
+    if not boxes:
+        return empty
+    return (
+        min(b[0] for b in boxes),
+        min(b[1] for b in boxes),
+        max(b[2] for b in boxes),
+        max(b[3] for b in boxes),
+    )
+
 
 class LineSynth:
     """Synthetic line images: ``sample()`` → (``[height, W]`` float32 in [0, 1], text)."""
@@ -85,7 +100,8 @@ class LineSynth:
         """Draw ``text`` in a random font and size (14–48 px) and crop it like a line detector.
 
         Returns (grey uint8 image at render resolution, label). The label differs from
-        ``text`` only where the font lacks a typographic mark and its ASCII spelling was drawn.
+        ``text`` where the font lacks a typographic mark and its ASCII spelling was drawn, and
+        is in capitals where the line was set in small capitals.
         """
         rng = self.rng
         fam = self.families[rng.integers(len(self.families))]
@@ -107,7 +123,20 @@ class LineSynth:
         img = Image.new("L", (max(width, 8), canvas_h), 255)
         draw = ImageDraw.Draw(img)
         x0, y0 = size, size + (gap if neighbours else 0)
-        if spacing == 0.0 and jitter == 0.0:
+        if rng.random() < SMALL_CAPS and any(c.islower() for c in text):
+            # Small capitals (journal headings, running heads, names in references): lower-case
+            # letters drawn as reduced capitals on the baseline; transcribed as capitals.
+            small = self._font(info, max(8, round(size * rng.uniform(0.68, 0.82))))
+            x, base, boxes = float(x0), y0 + ascent, []
+            for ch in text:
+                f, glyph = (small, ch.upper()) if ch.islower() else (font, ch)
+                draw.text((x, base), glyph, font=f, fill=0, anchor="ls")
+                if ch != " ":
+                    boxes.append(draw.textbbox((x, base), glyph, font=f, anchor="ls"))
+                x += f.getlength(glyph) + max(0.0, spacing)
+            bbox = _union(boxes, (x0, y0, x0 + 1, y0 + ascent))
+            text = text.upper()
+        elif spacing == 0.0 and jitter == 0.0:
             draw.text((x0, y0), text, font=font, fill=0)
             bbox = draw.textbbox((x0, y0), text, font=font)
         else:
@@ -118,13 +147,7 @@ class LineSynth:
                 if ch != " ":
                     boxes.append(draw.textbbox((x, y), ch, font=font))
                 x += font.getlength(ch) + spacing
-            boxes = boxes or [(x0, y0, x0 + 1, y0 + ascent)]
-            bbox = (
-                min(b[0] for b in boxes),
-                min(b[1] for b in boxes),
-                max(b[2] for b in boxes),
-                max(b[3] for b in boxes),
-            )
+            bbox = _union(boxes, (x0, y0, x0 + 1, y0 + ascent))
         if neighbours:  # bits of the lines above and below that a loose crop catches
             for dy in (-gap, gap):
                 if rng.random() < 0.7:
