@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import random
 import sys
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from locust import FastHttpUser, between, tag, task  # noqa: E402
+from locust import FastHttpUser, between, tag  # noqa: E402
 from locust.exception import StopUser  # noqa: E402
 
 from loadtests import routes  # noqa: E402
@@ -48,14 +49,32 @@ from loadtests import routes  # noqa: E402
 _ids = count()
 
 
+def _route_task(route: str) -> Callable[[DocsumUser], None]:
+    """The one task of a route's users: its call, tagged with the route (``--tags``)."""
+
+    def call(user: DocsumUser) -> None:
+        routes.CALLS[route](user.client, user.ctx, user.rng)
+
+    call.__name__ = call.__qualname__ = route
+    return tag(route)(call)
+
+
 class DocsumUser(FastHttpUser):
-    """A user with the payload pool, a seeded random source and the route context."""
+    """A user with the payload pool, a seeded random source and the route context.
+
+    A subclass names its ``route``; its weight (``routes.WEIGHTS``) and its one task (the
+    route's call, tagged with the route) follow from it."""
 
     abstract = True
     #: Seconds to connect, and to wait for an answer (a multi-page scan on CPU takes tens).
     connection_timeout = 10.0
     network_timeout = 180.0
     route = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.weight = routes.WEIGHTS[cls.route]
+        cls.tasks = [_route_task(cls.route)]
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -69,47 +88,26 @@ class DocsumUser(FastHttpUser):
             raise StopUser()
         routes.stop_without_key(self.ctx)
 
-    def call(self) -> None:
-        routes.CALLS[self.route](self.client, self.ctx, self.rng)
-
 
 class SummarizeUser(DocsumUser):
     """Summarizes an article (150-2,000 words, median 600), reads it, sends the next."""
 
-    weight = routes.WEIGHTS["summarize"]
-    wait_time = between(1, 3)
     route = "summarize"
-
-    @tag("summarize")
-    @task
-    def summarize(self) -> None:
-        self.call()
+    wait_time = between(1, 3)
 
 
 class OcrUser(DocsumUser):
     """Reads one scanned A4 page (300 dpi PNG, full or part-filled)."""
 
-    weight = routes.WEIGHTS["ocr"]
-    wait_time = between(2, 5)
     route = "ocr"
-
-    @tag("ocr")
-    @task
-    def ocr(self) -> None:
-        self.call()
+    wait_time = between(2, 5)
 
 
 class DocumentUser(DocsumUser):
     """Uploads a document for a summary: text PDF, scanned PNG, two-page TIFF or scanned PDF."""
 
-    weight = routes.WEIGHTS["document"]
-    wait_time = between(3, 8)
     route = "document"
-
-    @tag("document")
-    @task
-    def document(self) -> None:
-        self.call()
+    wait_time = between(3, 8)
 
 
 class SummarizeAsyncUser(DocsumUser):
@@ -117,11 +115,5 @@ class SummarizeAsyncUser(DocsumUser):
     the result (``loadtests/jobs.py``). One job in flight per user: the users stay below the
     gateway's pending-jobs limit per key (100), and a 429 past it is counted as a failure."""
 
-    weight = routes.WEIGHTS["summarize_async"]
-    wait_time = between(3, 8)
     route = "summarize_async"
-
-    @tag("summarize_async")
-    @task
-    def summarize_async(self) -> None:
-        self.call()
+    wait_time = between(3, 8)
