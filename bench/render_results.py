@@ -58,6 +58,21 @@ def source(command: str, *files: str) -> str:
     return f"Command: `{command}` → {names}."
 
 
+def section(
+    title: str,
+    origin: str,
+    intro: list[str],
+    head: list[str],
+    rows: list[list[str]],
+    after: list[str] | None = None,
+) -> str:
+    """One section of RESULTS.md: its title, where its figures come from (``origin``, see
+    ``source``), what they are, their table, then ``after`` (targets, more tables) below a
+    blank line."""
+    lines = [f"## {title}", "", origin, *intro, "", table(head, rows)]
+    return "\n".join(lines + (["", *after] if after else []))
+
+
 def signed(x: float) -> str:
     return f"{x:+.2f}".replace("-", "−")
 
@@ -103,34 +118,28 @@ def summarizer_quality() -> str:
             f"- {label}: R-1 ≥ lead-{k} + {margin:.1f} = {bar:.2f} — {ours:.2f}, "
             f"{verdict(ours >= bar)} (by {abs(ours - bar):.2f})"
         )
-    return "\n".join(
+    return section(
+        "Summarizer quality",
+        source(
+            "python -m bench.summarize_quality [--precision int8]",
+            "summarize_quality.json",
+            "summarize_quality_int8.json",
+        ),
         [
-            "## Summarizer quality",
-            "",
-            source(
-                "python -m bench.summarize_quality [--precision int8]",
-                "summarize_quality.json",
-                "summarize_quality_int8.json",
-            ),
             "ROUGE F1 × 100 (Google's rouge-score, stemming, best over references) on the shared",
             "dev files; the gap is docsum − lead-k in R-1, the mean over documents with its paired",
             "95 % bootstrap interval (2,000 resamples): what a file of this size can tell apart.",
-            "",
-            table(
-                [
-                    "dev file (documents)",
-                    "k",
-                    "precision",
-                    "docsum R-1 / R-2 / R-Lsum",
-                    "lead-k R-1 / R-2 / R-Lsum",
-                    "R-1 gap [95 %]",
-                ],
-                rows,
-            ),
-            "",
-            "Targets (default precision):",
-            *targets,
-        ]
+        ],
+        [
+            "dev file (documents)",
+            "k",
+            "precision",
+            "docsum R-1 / R-2 / R-Lsum",
+            "lead-k R-1 / R-2 / R-Lsum",
+            "R-1 gap [95 %]",
+        ],
+        rows,
+        ["Targets (default precision):", *targets],
     )
 
 
@@ -152,31 +161,28 @@ def summarizer_speed() -> str:
         )
     best = max(jsonl[p]["median"] for p in jsonl)
     p50 = http["auto"]["p50_ms"]
-    return "\n".join(
+    return section(
+        "Summarizer speed",
+        source("python -m bench.summarize_speed", "summarize_speed.json"),
         [
-            "## Summarizer speed",
-            "",
-            source("python -m bench.summarize_speed", "summarize_speed.json"),
             "`docsum summarize --jsonl` on the CNN/DM dev articles (model loaded and warm; the",
             "precisions in alternating rounds), then a real server: one "
             f"{d['article_words']}-word article at a time, and 16 concurrent clients.",
-            "",
-            table(
-                [
-                    "precision",
-                    "--jsonl docs/s, median (range)",
-                    "HTTP p50 / p95 ms",
-                    "HTTP 16 concurrent docs/s",
-                ],
-                rows,
-            ),
-            "",
+        ],
+        [
+            "precision",
+            "--jsonl docs/s, median (range)",
+            "HTTP p50 / p95 ms",
+            "HTTP 16 concurrent docs/s",
+        ],
+        rows,
+        [
             "Targets:",
             f"- `--jsonl` ≥ 20 docs/s: default {jsonl['auto']['median']:.1f} — "
             f"{verdict(jsonl['auto']['median'] >= 20)}; best precision {best:.1f} — "
             f"{verdict(best >= 20)}",
             f"- one article over HTTP, p50 ≤ 150 ms: {p50:.1f} ms — {verdict(p50 <= 150)}",
-        ]
+        ],
     )
 
 
@@ -248,19 +254,18 @@ def ocr() -> str:
     ]
     rapid = d.get("peers", {}).get("rapidocr", {})
     boot = d.get("bootstrap", {})
-    return "\n".join(
+    return section(
+        "OCR",
+        source(d.get("command", "python -m bench.ocr_bench"), "ocr.json")
+        + f" Machine: {d.get('machine', 'see above')}"
+        + (
+            ", load average {before:g} before the run and {after:g} after.".format(
+                **d["load_average_1min"]
+            )
+            if "load_average_1min" in d
+            else "."
+        ),
         [
-            "## OCR",
-            "",
-            source(d.get("command", "python -m bench.ocr_bench"), "ocr.json")
-            + f" Machine: {d.get('machine', 'see above')}"
-            + (
-                ", load average {before:g} before the run and {after:g} after.".format(
-                    **d["load_average_1min"]
-                )
-                if "load_average_1min" in d
-                else "."
-            ),
             "CER (Levenshtein edits / reference characters, rules of `../shared/README.md`) of",
             "docsum (in-process, pipelined, shipped weights), Tesseract 5.3 (`--psm 7` lines,",
             "`--psm 3` pages, 2 processes with `OMP_THREAD_LIMIT=1`)"
@@ -273,9 +278,10 @@ def ocr() -> str:
             )
             + " on the same files. In brackets: the 95 % bootstrap interval"
             + (f" ({boot['resamples']:,} resamples of the lines or pages)." if boot else "."),
-            "",
-            table(["set (samples)"] + [f"{OCR_ENGINES[e]} CER" for e in engines], cer_rows),
-            "",
+        ],
+        ["set (samples)"] + [f"{OCR_ENGINES[e]} CER" for e in engines],
+        cer_rows,
+        [
             table(["set (samples)"] + [f"{OCR_ENGINES[e]} speed" for e in engines], speed_rows),
             *(
                 [
@@ -298,7 +304,7 @@ def ocr() -> str:
             "",
             "Targets:",
             *targets,
-        ]
+        ],
     )
 
 
@@ -337,22 +343,21 @@ def gateway() -> str:
         ],
     ]
     m = d.get("machine", {})
-    return "\n".join(
+    return section(
+        "Gateway overhead",
+        source("python -m bench.gateway_overhead", "gateway_overhead.json")
+        + (
+            f" Load average {m['load_average_1min_before']:g} before the run."
+            if "load_average_1min_before" in m
+            else ""
+        ),
         [
-            "## Gateway overhead",
-            "",
-            source("python -m bench.gateway_overhead", "gateway_overhead.json")
-            + (
-                f" Load average {m['load_average_1min_before']:g} before the run."
-                if "load_average_1min_before" in m
-                else ""
-            ),
             "A cheap route (`/v1/summarize` with an empty text, refused 422 by the summarizer",
             "before the model) measures routing alone, directly and through the gateway in",
             "alternating rounds; the PDF compares the pipeline with calling its parts in turn.",
-            "",
-            table(["what", "figure", "target"], rows),
-        ]
+        ],
+        ["what", "figure", "target"],
+        rows,
     )
 
 
@@ -375,20 +380,20 @@ def fuzz() -> str:
                 f"{api['slowest_s']:.2f} s",
             ]
         )
-    return "\n".join(
+    return section(
+        "Fuzzing",
+        source(d["command"], "fuzz.json") + f" {d['seconds']:g} s in all.",
         [
-            "## Fuzzing",
-            "",
-            source(d["command"], "fuzz.json") + f" {d['seconds']:g} s in all.",
             "Generated cases from each API's OpenAPI (schemathesis, positive and negative); a case",
             "fails on a 5xx, a hang, an error body that is not docsum's, or a 200 off its schema",
             "([docs/reliability.md](../docs/reliability.md)).",
-            "",
-            table(["API", "cases", "answers", "5xx", "failed cases", "slowest"], rows),
-            "",
+        ],
+        ["API", "cases", "answers", "5xx", "failed cases", "slowest"],
+        rows,
+        [
             f"Target: no failed case — {d['total_failed_cases']} of {d['total_cases']:,}, "
             f"{verdict(d['total_failed_cases'] == 0)}.",
-        ]
+        ],
     )
 
 
@@ -404,22 +409,22 @@ def soak() -> str:
         for name, m in mem.items()
     ]
     worst = max(m["growth_pct"] for m in mem.values())
-    return "\n".join(
+    return section(
+        "Soak",
+        source(d["command"], "soak.json"),
         [
-            "## Soak",
-            "",
-            source(d["command"], "soak.json"),
             f"{d['concurrency']} closed-loop clients through the gateway for {d['seconds']:.0f} s",
             "(summaries, page OCR, documents, and one request in ten from the hostile corpus);",
             "growth is the median RSS of the last minute against the minute after warm-up.",
-            "",
-            table(["service", "RSS after warm-up → end", "growth"], rows),
-            "",
+        ],
+        ["service", "RSS after warm-up → end", "growth"],
+        rows,
+        [
             f"{d['requests_sent']:,} requests, {d['requests_lost']} lost; "
             f"p50 {d['p50_latency_s']:.2f} s, p99 {d['p99_latency_s']:.2f} s.",
             f"Target: growth < {d['max_growth_pct']:g} % and nothing lost — worst {worst:+.2f} %, "
             f"{verdict(worst < d['max_growth_pct'] and d['requests_lost'] == 0)}.",
-        ]
+        ],
     )
 
 
@@ -431,17 +436,13 @@ def images() -> str:
     ]
     total = d.get("base_s", 0) + sum(i["build_s"] for i in d["images"])
     cache = "reusing layers of earlier builds" if d["cache"] else "every layer built anew (cold)"
-    return "\n".join(
-        [
-            "## Container images",
-            "",
-            source(d["command"], "images.json"),
-            f"{d['engine']}, {d['base']} base, {cache}, on {d['cpus']} cores ({d['date']}).",
-            "",
-            table(["image", "size", "build"], rows),
-            "",
-            f"Base {d.get('base_s', 0):.0f} s; all of `make images`: {total / 60:.1f} min.",
-        ]
+    return section(
+        "Container images",
+        source(d["command"], "images.json"),
+        [f"{d['engine']}, {d['base']} base, {cache}, on {d['cpus']} cores ({d['date']})."],
+        ["image", "size", "build"],
+        rows,
+        [f"Base {d.get('base_s', 0):.0f} s; all of `make images`: {total / 60:.1f} min."],
     )
 
 
@@ -460,20 +461,19 @@ def client() -> str:
     ]
     w = d["words"]
     m = d["machine"]
-    return "\n".join(
+    return section(
+        "Client mode",
+        source(d["command"], "client.json")
+        + f" Load average {m['load_average_1min_before']:g} before the timed runs and "
+        f"{m['load_average_1min_after']:g} after, on {m['cpus']} cores.",
         [
-            "## Client mode",
-            "",
-            source(d["command"], "client.json")
-            + f" Load average {m['load_average_1min_before']:g} before the timed runs and "
-            f"{m['load_average_1min_after']:g} after, on {m['cpus']} cores.",
             f"`docsum --url URL summarize --jsonl FILE -j N`: a batch of {d['texts']} news-like "
             f"texts ({w['min']}–{w['max']} words, median {w['median']:g}) through the gateway of "
             "a local stack, default settings (the summarizer batches concurrent requests); timed "
             f"from the command's start to its exit, {d['rounds']} alternating rounds, median.",
-            "",
-            table(["jobs", "docs/s", "seconds per batch (rounds)", "vs -j 1"], rows),
-        ]
+        ],
+        ["jobs", "docs/s", "seconds per batch (rounds)", "vs -j 1"],
+        rows,
     )
 
 
@@ -567,20 +567,20 @@ def hostile() -> str:
         for name, b in back.items()
     ]
     late = [name for name, b in back.items() if b["back_within_20pct_after_s"] is None]
-    return "\n".join(
+    return section(
+        "Hostile requests",
+        source(d["command"], "hostile.json"),
         [
-            "## Hostile requests",
-            "",
-            source(d["command"], "hostile.json"),
             "Issue 21's rows 2–8 and a fairness row against a local stack with the default",
             "limits (no rate limit), one after the other; memory is each service's own",
             "`process_resident_memory_bytes` (the gateway's PDF workers:",
             "`docsum_gateway_pdf_workers_resident_memory_bytes`),",
             "sampled every 0.1 s: MB before → peak → after the row",
             "([docs/reliability.md](../docs/reliability.md#6-the-cost-of-a-request)).",
-            "",
-            table(["row: sent", "answer", "memory, MB"], rows),
-            "",
+        ],
+        ["row: sent", "answer", "memory, MB"],
+        rows,
+        [
             "Row 7: after the rows, each service's memory against its warm level (after a",
             "warm-up of ordinary requests):",
             "",
@@ -588,7 +588,7 @@ def hostile() -> str:
             "",
             f"Target: every service back within 20 % of its warm memory in 60 s — "
             f"{verdict(not late)}.",
-        ]
+        ],
     )
 
 
@@ -623,20 +623,20 @@ def jobs() -> str:
     rounds = len(t["1_worker"]["rounds_jobs_per_s"])
     busy = m["load_avg_1m"] > m["cpus"]  # before the run: other work on the machine
     long = d["long_document"]
-    return "\n".join(
+    return section(
+        "Async jobs",
+        source(d["command"], "jobs.json")
+        + f" Load average {m['load_avg_1m']:.1f} at the start and {m['load_avg_1m_end']:.1f}"
+        f" at the end, on {m['cpus']} cores"
+        + (": the machine was shared, so the speeds are low." if busy else "."),
         [
-            "## Async jobs",
-            "",
-            source(d["command"], "jobs.json")
-            + f" Load average {m['load_avg_1m']:.1f} at the start and {m['load_avg_1m_end']:.1f}"
-            f" at the end, on {m['cpus']} cores"
-            + (": the machine was shared, so the speeds are low." if busy else "."),
             f"A {o['document']} through `documents:summarize` and through `:summarizeAsync` +"
             f" `operations/{{id}}?wait=`, {o['sync']['n']} alternating rounds; milliseconds,"
             " median [95 % bootstrap interval].",
-            "",
-            table(["path", "p50 ms", "p95 ms"], rows),
-            "",
+        ],
+        ["path", "p50 ms", "p95 ms"],
+        rows,
+        [
             f"What the async path adds (outside the pipeline, p50): {added['p50_gap_ms']:.1f} ms"
             f" [{lo:.1f}–{hi:.1f}] — target ≤ {o['target_p50_ms']} ms:"
             f" {verdict(added['p50_gap_ms'] <= o['target_p50_ms'])}. End to end the gap is hidden"
@@ -651,7 +651,7 @@ def jobs() -> str:
             f" async: done in {long['seconds']:.0f} s ({long['pages_per_s']:.2f} pages/s),"
             f" {long['pages_in_result']} pages in the result, progress read"
             f" {long['progress_samples_while_running']} times while it ran.",
-        ]
+        ],
     )
 
 
@@ -670,7 +670,7 @@ SECTIONS: list[Callable[[], str]] = [
 
 
 def render() -> str:
-    return HEADER + "".join("\n" + section() + "\n" for section in SECTIONS)
+    return HEADER + "".join("\n" + render_section() + "\n" for render_section in SECTIONS)
 
 
 def main(argv: list[str] | None = None) -> int:
