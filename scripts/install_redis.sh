@@ -3,24 +3,16 @@
 # .tools/redis without root: apt-get download + dpkg-deb -x, no service, no system change.
 # Libraries the system lacks (jemalloc, lzf) are unpacked beside it; bin/redis-server and
 # bin/redis-cli are wrappers that point the loader there. Idempotent: a second run does nothing.
+# Usage: scripts/install_redis.sh [DEST]      (default .tools/redis)
 set -euo pipefail
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DEST="$ROOT/.tools/redis"
-STAMP="$DEST/.installed"
-if [ -f "$STAMP" ] && "$DEST/bin/redis-server" --version >/dev/null 2>&1; then
-    echo "redis: $DEST/bin/redis-server"; exit 0
-fi
-source "$ROOT/scripts/apt_unpack.sh"
+# shellcheck source=apt_unpack.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/apt_unpack.sh"
+installed() { [ -f "$DEST/.installed" ] && "$BIN" --version >/dev/null 2>&1; }
+apt_tool redis redis-server "$@"
 mapfile -t libs < <(missing_libs libjemalloc2 liblzf1 libssl3 libatomic1 libsystemd0)
 unpack_debs "$DEST" redis-server redis-tools "${libs[@]}"
-for tool in redis-server redis-cli; do
-    cat > "$DEST/bin/$tool" <<WRAP
-#!/bin/sh
-export LD_LIBRARY_PATH="$DEST/root/usr/lib/x86_64-linux-gnu\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
-exec "$DEST/root/usr/bin/$tool" "\$@"
-WRAP
-    chmod +x "$DEST/bin/$tool"
-done
-"$DEST/bin/redis-server" --version
-touch "$STAMP"
-echo "redis: $DEST/bin/redis-server"
+wrap redis-server
+wrap redis-cli
+"$BIN" --version
+touch "$DEST/.installed"
+echo "redis: $BIN"
