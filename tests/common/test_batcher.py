@@ -4,9 +4,10 @@ timeouts, draining."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from prometheus_client import REGISTRY
@@ -96,13 +97,22 @@ class Gate(Recorder):
         return super().__call__(items)
 
 
-async def _busy(model: Gate, **kw: float) -> tuple[DynamicBatcher[int, int], asyncio.Task[int]]:
-    """A batcher whose worker is stuck in a model call on item 0 (one item per batch)."""
+@contextlib.asynccontextmanager
+async def _busy(
+    **kw: float,
+) -> AsyncIterator[tuple[Gate, DynamicBatcher[int, int], asyncio.Task[int]]]:
+    """A gated model and a batcher whose worker is stuck in its call on item 0 (one item per
+    batch), and that call's task; the gate opened and the batcher closed on the way out."""
+    model = Gate()
     b = await _batcher(model, max_batch_size=1, **kw)
-    first = asyncio.create_task(b.submit(0))
-    assert await asyncio.to_thread(model.entered.wait, 10)
-    assert b.depth == 0
-    return b, first
+    try:
+        first = asyncio.create_task(b.submit(0))
+        assert await asyncio.to_thread(model.entered.wait, 10)
+        assert b.depth == 0
+        yield model, b, first
+    finally:
+        model.gate.set()
+        await b.close()
 
 
 def _gauge(name: str) -> float | None:
@@ -115,23 +125,19 @@ def _rejected(name: str) -> float:
 
 
 async def test_full_queue_answers_overloaded_with_retry_after() -> None:
-    model = Gate()
-    b, first = await _busy(model, max_queue_size=2, retry_after_s=3)
-    waiting = [asyncio.create_task(b.submit(i)) for i in (1, 2)]
-    await asyncio.sleep(0)  # both are admitted: the queue is full
-    assert b.depth == 2
-    with pytest.raises(Overloaded) as info:
-        await b.submit(99)
-    assert info.value.headers["Retry-After"] == "3"
-    model.gate.set()
-    assert await asyncio.gather(first, *waiting) == [0, 2, 4]
-    await b.close()
+    async with _busy(max_queue_size=2, retry_after_s=3) as (model, b, first):
+        waiting = [asyncio.create_task(b.submit(i)) for i in (1, 2)]
+        await asyncio.sleep(0)  # both are admitted: the queue is full
+        assert b.depth == 2
+        with pytest.raises(Overloaded) as info:
+            await b.submit(99)
+        assert info.value.headers["Retry-After"] == "3"
+        model.gate.set()
+        assert await asyncio.gather(first, *waiting) == [0, 2, 4]
 
 
 async def test_admission_is_all_or_nothing() -> None:
-    model = Gate()
-    b, first = await _busy(model, max_queue_size=4)
-    try:
+    async with _busy(max_queue_size=4) as (model, b, first):
         three = asyncio.create_task(b.submit_all([1, 2, 3]))
         await asyncio.sleep(0)
         assert b.depth == 3 and _gauge("test") == 3
@@ -146,16 +152,11 @@ async def test_admission_is_all_or_nothing() -> None:
         model.gate.set()
         assert await asyncio.gather(first, three, last) == [0, [2, 4, 6], 12]
         assert 4 not in model.seen and 5 not in model.seen
-    finally:
-        model.gate.set()
-        await b.close()
 
 
 async def test_a_cancelled_burst_frees_its_slots_while_the_worker_is_busy() -> None:
     """The next caller is admitted at once, not when the worker gets to skip the dead items."""
-    model = Gate()
-    b, first = await _busy(model, max_queue_size=8)
-    try:
+    async with _busy(max_queue_size=8) as (model, b, first):
         page = asyncio.create_task(b.submit_all(list(range(10, 18))))
         await asyncio.sleep(0)
         assert b.depth == 8
@@ -173,15 +174,10 @@ async def test_a_cancelled_burst_frees_its_slots_while_the_worker_is_busy() -> N
         assert await first == 0
         assert await after == [2 * i for i in range(30, 38)]
         assert model.seen == [0, *range(30, 38)]  # the cancelled items never ran
-    finally:
-        model.gate.set()
-        await b.close()
 
 
 async def test_a_timeout_or_a_failed_item_frees_the_callers_slots_at_once() -> None:
-    model = Gate()
-    b, first = await _busy(model, max_queue_size=4)
-    try:
+    async with _busy(max_queue_size=4) as (model, b, first):
         with pytest.raises(Timeout, match=r"0\.05 s"):
             await b.submit_all([1, 2, 3, 4], timeout_s=0.05)
         assert b.depth == 0 and _gauge("test") == 0
@@ -193,9 +189,6 @@ async def test_a_timeout_or_a_failed_item_frees_the_callers_slots_at_once() -> N
             await failing
         assert b.depth == 0
         assert await b.submit_all([7, 8, 9, 10]) == [14, 16, 18, 20]
-    finally:
-        model.gate.set()
-        await b.close()
 
 
 async def test_timeout_gives_up_on_the_item() -> None:

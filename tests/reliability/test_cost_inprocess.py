@@ -75,13 +75,33 @@ async def test_pages_to_render_over_the_total_pixel_limit_are_refused_before_ren
     assert gw.ocr.calls == []
 
 
-async def test_a_page_tree_that_promises_missing_pages_is_422(
+@pytest.mark.parametrize(
+    ("settings", "document", "message"),
+    [
+        pytest.param(
+            {},
+            costly.lying_count_pdf,
+            "page 2 of the PDF's 100 cannot be read",
+            id="page-tree-promising-missing-pages",
+        ),
+        pytest.param(
+            {"pdf_page_timeout_s": 0.3},
+            costly.big_text_layer_pdf,
+            "took longer than 0.3 s",
+            id="step-over-its-time-limit",
+        ),
+    ],
+)
+async def test_a_pdf_that_cannot_be_read_within_the_limits_is_422(
     make_gateway: Callable[..., Gateway],
+    settings: dict[str, float],
+    document: Callable[[], bytes],
+    message: str,
 ) -> None:
-    gw = make_gateway()
-    r = await gw.pdf(costly.lying_count_pdf())
+    gw = make_gateway(**settings)
+    r = await gw.pdf(document())
     assert r.status_code == 422, r.text
-    assert "page 2 of the PDF's 100 cannot be read" in r.json()["error"]["message"]
+    assert message in r.json()["error"]["message"]
 
 
 async def test_a_costly_text_layer_stops_its_worker_not_the_gateway(
@@ -99,13 +119,6 @@ async def test_a_costly_text_layer_stops_its_worker_not_the_gateway(
     assert time.perf_counter() - started < 30
     # The worker was replaced: the next PDF is read.
     assert (await gw.pdf(make_pdf([ARTICLE]))).status_code == 200
-
-
-async def test_a_pdf_step_over_its_time_limit_is_422(make_gateway: Callable[..., Gateway]) -> None:
-    gw = make_gateway(pdf_page_timeout_s=0.3)
-    r = await gw.pdf(costly.big_text_layer_pdf())
-    assert r.status_code == 422, r.text
-    assert "took longer than 0.3 s" in r.json()["error"]["message"]
 
 
 async def test_summarize_bodies_over_the_route_limit_are_413(
