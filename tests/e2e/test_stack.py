@@ -10,12 +10,14 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
 from tests.support.documents import make_pdf
+from tests.support.services import summarize_document
 
 from .conftest import GATEWAY, Deployed
 from .kube import ROOT, podman
@@ -46,6 +48,11 @@ print(json.dumps({
 def _post(deployed: Deployed, path: str, **kwargs: object) -> httpx.Response:
     headers = {"X-API-Key": deployed.api_key}
     return httpx.post(f"{GATEWAY}{path}", headers=headers, timeout=180, **kwargs)  # type: ignore[arg-type]
+
+
+def _summarize(deployed: Deployed, file: tuple[str, bytes, str], **form: str) -> dict[str, Any]:
+    """The deployed gateway's answer to ``file`` on /api/v1/documents:summarize (a 200)."""
+    return summarize_document(GATEWAY, file, {"X-API-Key": deployed.api_key}, 180, **form)
 
 
 def test_every_container_is_non_root_read_only_and_ready(deployed: Deployed) -> None:
@@ -139,14 +146,7 @@ def test_image_starts_without_any_network(image: str, tmp_path: Path) -> None:
 
 def test_scanned_page_through_three_containers(deployed: Deployed) -> None:
     page = (SHARED / "a018.png").read_bytes()
-    resp = _post(
-        deployed,
-        "/api/v1/documents:summarize",
-        files={"file": ("a018.png", page, "image/png")},
-        data={"max_sentences": "2"},
-    )
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
+    body = _summarize(deployed, ("a018.png", page, "image/png"), max_sentences="2")
     assert body["errors"] == [], body["errors"]
     assert body["pages"][0]["source"] == "ocr"
     assert "pamphlet" in body["text"]
@@ -165,13 +165,7 @@ def test_pdf_with_text_and_scanned_pages(deployed: Deployed) -> None:
         "Critics said the plan ignored rising maintenance costs of older buildings.",
     ]
     pdf = make_pdf([text, scan])
-    resp = _post(
-        deployed,
-        "/api/v1/documents:summarize",
-        files={"file": ("two-pages.pdf", pdf, "application/pdf")},
-    )
-    assert resp.status_code == 200, resp.text
-    body = resp.json()
+    body = _summarize(deployed, ("two-pages.pdf", pdf, "application/pdf"))
     assert [p["source"] for p in body["pages"]] == ["text-layer", "ocr"], body["pages"]
     assert body["errors"] == []
     assert body["summary"]

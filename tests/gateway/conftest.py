@@ -10,15 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.services import (  # noqa: F401  (counter: the gateway tests import it here)
+from tests.support.services import (  # noqa: F401  (AUTH, counter: the gateway tests import them here)
+    AUTH,
     GATEWAY_KEY,
     LiveService,
     counter,
     free_port,
     start_service,
 )
-
-AUTH = {"X-API-Key": GATEWAY_KEY}
 
 
 def dead_url() -> str:

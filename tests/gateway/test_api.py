@@ -18,10 +18,12 @@ from tests.gateway.documents import (
     text_page,
     tiff_bytes,
 )
+from tests.support.services import summarize_document
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TEXT = " ".join(ARTICLE)
+PDF = "application/pdf"
 #: Words OCR must get back from a page of ARTICLE (it reads clean print near-perfectly).
 WORDS = ("council", "budget", "schools", "teachers", "mayor", "harbour")
 
@@ -128,14 +130,9 @@ def test_ocr_route(gateway_service: LiveService) -> None:
 
 def test_pipeline_on_an_image(gateway_service: LiveService) -> None:
     png = png_bytes(text_page(ARTICLE))
-    r = _post(
-        gateway_service,
-        "/api/v1/documents:summarize",
-        files={"file": ("scan.png", png, "image/png")},
-        data={"max_sentences": "2"},
+    body = summarize_document(
+        gateway_service.url, ("scan.png", png, "image/png"), max_sentences="2"
     )
-    assert r.status_code == 200, r.text
-    body = r.json()
     assert [(p["number"], p["source"]) for p in body["pages"]] == [(1, "ocr")]
     assert _words_found(body["text"]) >= 5
     assert body["summary"] and body["errors"] == []
@@ -146,13 +143,7 @@ def test_pipeline_on_an_image(gateway_service: LiveService) -> None:
 
 def test_pipeline_on_a_multi_page_tiff(gateway_service: LiveService) -> None:
     tiff = tiff_bytes([text_page(ARTICLE), text_page(ARTICLE[::-1])])
-    r = _post(
-        gateway_service,
-        "/api/v1/documents:summarize",
-        files={"file": ("scan.tif", tiff, "image/tiff")},
-    )
-    assert r.status_code == 200, r.text
-    pages = r.json()["pages"]
+    pages = summarize_document(gateway_service.url, ("scan.tif", tiff, "image/tiff"))["pages"]
     assert [(p["number"], p["source"]) for p in pages] == [(1, "ocr"), (2, "ocr")]
     assert "council" in pages[0]["text"].lower().split("\n")[0]
     assert "harbour" in pages[1]["text"].lower().split("\n")[0]  # page 2 starts reversed
@@ -160,14 +151,7 @@ def test_pipeline_on_a_multi_page_tiff(gateway_service: LiveService) -> None:
 
 def test_pipeline_on_a_pdf_with_a_text_layer(gateway_service: LiveService) -> None:
     pdf = make_pdf([ARTICLE[:3], ARTICLE[3:]])
-    r = _post(
-        gateway_service,
-        "/api/v1/documents:summarize",
-        files={"file": ("doc.pdf", pdf, "application/pdf")},
-        data={"max_sentences": "1"},
-    )
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = summarize_document(gateway_service.url, ("doc.pdf", pdf, PDF), max_sentences="1")
     assert [(p["number"], p["source"]) for p in body["pages"]] == [
         (1, "text-layer"),
         (2, "text-layer"),
@@ -179,28 +163,17 @@ def test_pipeline_on_a_pdf_with_a_text_layer(gateway_service: LiveService) -> No
 
 def test_pipeline_on_a_scanned_pdf_and_a_mixed_one(gateway_service: LiveService) -> None:
     scanned = scanned_pdf([text_page(ARTICLE), text_page(ARTICLE[::-1])])
-    r = _post(
-        gateway_service,
-        "/api/v1/documents:summarize",
-        files={"file": ("scan.pdf", scanned, "application/pdf")},
-    )
-    assert r.status_code == 200, r.text
-    body = r.json()
+    body = summarize_document(gateway_service.url, ("scan.pdf", scanned, PDF))
     assert [(p["number"], p["source"]) for p in body["pages"]] == [(1, "ocr"), (2, "ocr")]
     assert all(_words_found(p["text"]) >= 5 for p in body["pages"])
     assert body["summary"] and body["timings_ms"]["ocr"] > 0
     assert "render" not in body["timings_ms"]  # 300 dpi scanner JPEGs go to OCR as they are
     mixed = make_pdf([ARTICLE[:3], text_page(ARTICLE, dpi=150)])
-    r = _post(
-        gateway_service,
-        "/api/v1/documents:summarize",
-        files={"file": ("mixed.pdf", mixed, "application/pdf")},
-    )
-    assert r.status_code == 200, r.text
-    pages = r.json()["pages"]
+    body = summarize_document(gateway_service.url, ("mixed.pdf", mixed, PDF))
+    pages = body["pages"]
     assert [(p["number"], p["source"]) for p in pages] == [(1, "text-layer"), (2, "ocr")]
     assert _words_found(pages[1]["text"]) >= 5
-    assert r.json()["timings_ms"]["render"] > 0  # a 150 dpi scan is rendered at 300 dpi
+    assert body["timings_ms"]["render"] > 0  # a 150 dpi scan is rendered at 300 dpi
 
 
 def test_pdf_limits_are_422_with_a_reason(gateway_service: LiveService) -> None:

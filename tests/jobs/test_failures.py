@@ -13,7 +13,7 @@ import redis
 
 from tests.gateway.conftest import dead_url
 from tests.gateway.documents import ARTICLE, png_bytes, text_page, tiff_bytes
-from tests.support.jobs import Jobs, JobsFactory, RedisServer, start_jobs, wait_for
+from tests.support.jobs import Jobs, JobsFactory, RedisServer, wait_for
 from tests.support.services import counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -93,26 +93,21 @@ def test_no_accepted_job_is_lost_when_redis_is_killed_and_restarted(
 
 
 def test_a_job_failing_every_attempt_is_dead_lettered_with_its_last_error(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_server: RedisServer,
-    backends: dict[str, list[dict[str, object]]],
+    make_jobs: JobsFactory,
 ) -> None:
     # The gateway's backends are up (it accepts the job); the worker's OCR is not.
-    j = start_jobs(tmp_path_factory.mktemp("dead"), redis_server.empty_db(3), backends)
-    j.backends = {**backends, "ocr": [{"url": dead_url(), "version": "stable", "weight": 100}]}
-    try:
-        worker = j.start_worker({"DOCSUM_WORKER_MAX_ATTEMPTS": "2"})
-        op = j.submit(png_bytes(text_page(ARTICLE[:2]))).json()
-        done = j.done(op["name"])
-        assert done["metadata"]["state"] == "failed" and done["metadata"]["attempts"] == 2
-        error = done["error"]
-        assert error["reason"] == "dead_letter"
-        assert error["code"] == "upstream_unavailable", error
-        assert error["message"].startswith("failed 2 times; last error: ocr"), error
-        assert counter(worker, "docsum_jobs_dead_lettered_total") == 1
-        assert counter(worker, "docsum_jobs_completed_total", reason="dead_letter") == 1
-    finally:
-        j.stop()
+    j = make_jobs(3)
+    j.backends = {**j.backends, "ocr": [{"url": dead_url(), "version": "stable", "weight": 100}]}
+    worker = j.start_worker({"DOCSUM_WORKER_MAX_ATTEMPTS": "2"})
+    op = j.submit(png_bytes(text_page(ARTICLE[:2]))).json()
+    done = j.done(op["name"])
+    assert done["metadata"]["state"] == "failed" and done["metadata"]["attempts"] == 2
+    error = done["error"]
+    assert error["reason"] == "dead_letter"
+    assert error["code"] == "upstream_unavailable", error
+    assert error["message"].startswith("failed 2 times; last error: ocr"), error
+    assert counter(worker, "docsum_jobs_dead_lettered_total") == 1
+    assert counter(worker, "docsum_jobs_completed_total", reason="dead_letter") == 1
 
 
 def test_a_worker_stopped_by_sigterm_hands_its_job_back(jobs: Jobs) -> None:

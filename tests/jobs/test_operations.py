@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.gateway.documents import ARTICLE, png_bytes, text_page, tiff_bytes
-from tests.support.jobs import AUTH, OTHER, Jobs, JobsFactory, RedisServer, start_jobs, wait_for
-from tests.support.services import LiveService, counter
+from tests.support.jobs import AUTH, OTHER, Jobs, JobsFactory, wait_for
+from tests.support.services import LiveService, counter, summarize_document
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,18 +40,6 @@ def _page(sentences: list[str] = ARTICLE) -> bytes:
     return png_bytes(text_page(sentences))
 
 
-def _sync(gateway: LiveService, data: bytes, name: str) -> dict[str, Any]:
-    r = httpx.post(
-        f"{gateway.url}/api/v1/documents:summarize",
-        headers=AUTH,
-        files={"file": (name, data, "application/octet-stream")},
-        timeout=300,
-    )
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
 @pytest.mark.parametrize(
     ("name", "make"),
     [
@@ -72,7 +60,9 @@ def test_submit_poll_result_equals_the_synchronous_one(jobs: Jobs, name: str, ma
     pages = len(done["response"]["pages"])
     assert done["metadata"]["pages_done"] == done["metadata"]["pages_total"] == pages
     assert done["metadata"]["backends"] == {"ocr": "stable", "summarizer": "stable"}
-    sync = _sync(jobs.gateway, data, name)
+    sync = summarize_document(
+        jobs.gateway.url, (name, data, "application/octet-stream"), timeout_s=300
+    )
     assert {k: done["response"][k] for k in SAME} == {k: sync[k] for k in SAME}
     assert sync["summary"] and "council" in sync["text"].lower()
 
@@ -202,18 +192,10 @@ def test_a_gateway_without_redis_answers_503(gateway_service: LiveService, tmp_p
     assert "DOCSUM_GATEWAY_REDIS_URL" in r.json()["error"]["message"]
 
 
-def test_the_async_routes_survive_generated_input(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis_server: RedisServer,
-    backends: dict[str, list[dict[str, object]]],
-) -> None:
+def test_the_async_routes_survive_generated_input(make_jobs: JobsFactory) -> None:
     from tests.reliability.fuzzing import fuzz_api
 
-    j = start_jobs(tmp_path_factory.mktemp("fuzz"), redis_server.empty_db(4), backends)
-    try:
-        report = fuzz_api(j.gateway.url, 120, seed_value=20261202, headers=AUTH)
-    finally:
-        j.stop()
+    report = fuzz_api(make_jobs(4).gateway.url, 120, seed_value=20261202, headers=AUTH)
     failures = [
         f"{f.operation} [{f.mode}] {f.rule} ({f.status}): {f.detail[:200]}"
         for f in report.failures[:10]

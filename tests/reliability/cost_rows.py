@@ -22,9 +22,8 @@ from typing import Any
 import httpx
 
 from tests.support.documents import ARTICLE, LINES, line_image, make_pdf, png_bytes
-from tests.support.services import GATEWAY_KEY, LiveService
+from tests.support.services import AUTH, GATEWAY_KEY, LiveService
 
-AUTH = {"X-API-Key": GATEWAY_KEY}
 MB = 2**20
 #: The metric lines read for each service's memory.
 _RSS = "process_resident_memory_bytes"

@@ -25,7 +25,7 @@ from tests.gateway.conftest import SlowServer
 from tests.reliability.load import LoadLoop, LoadReport
 from tests.support.documents import page_image, png_bytes
 from tests.support.services import (
-    GATEWAY_KEY,
+    AUTH,
     LiveService,
     counter,
     free_port,
@@ -36,7 +36,6 @@ from tests.support.stack import NO_RATE_LIMIT, OCR_ENV, ProcStats
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-AUTH = {"X-API-Key": GATEWAY_KEY}
 #: No rate limit in the way of the load; a circuit re-tried after 1 s.
 GATEWAY_ENV = {**NO_RATE_LIMIT, "DOCSUM_GATEWAY_OCR__BREAKER_OPEN_S": "1"}
 #: Where the fault tests write their figures (docs/reliability.md quotes them).

@@ -17,11 +17,10 @@ import pytest
 
 from tests.hostile import corpus
 from tests.hostile.corpus import Hostile
-from tests.support.services import GATEWAY_KEY, ROOT, LiveService
+from tests.support.services import AUTH, ROOT, LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-AUTH = {"X-API-Key": GATEWAY_KEY}
 #: Most a service's resident memory may grow over the whole corpus, in bytes. A decoded
 #: 361-megapixel bomb alone would be 361 MB.
 MAX_RSS_GROWTH = 150 * 1024 * 1024

@@ -17,6 +17,7 @@ import httpx
 
 from docsum.jobs.redis_server import REDIS_SERVER, server_command
 from tests.support.services import (
+    AUTH,
     GATEWAY_KEY,
     ROOT,
     LiveService,
@@ -27,7 +28,6 @@ from tests.support.stack import NO_RATE_LIMIT
 
 #: A second API key: it must never see the first one's operations.
 OTHER_KEY = "other-key-not-a-secret"
-AUTH = {"X-API-Key": GATEWAY_KEY}
 OTHER = {"X-API-Key": OTHER_KEY}
 #: What the worker tests set: a claim lost after 3 s, three attempts.
 WORKER_ENV = {

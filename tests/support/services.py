@@ -1,5 +1,6 @@
 """Processes serving HTTP on 127.0.0.1: a free port, ``docsum serve <name>`` with
-``DOCSUM_<NAME>_*`` settings, and a wait until a URL answers 200."""
+``DOCSUM_<NAME>_*`` settings, and a wait until a URL answers 200; and what tests ask of them
+(the test gateways' key, a document summarized, a counter read)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,18 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 
 #: The API key of the test gateways (its SHA-256 is what their keys file holds).
 GATEWAY_KEY = "test-key-not-a-secret"
+#: The headers that let a call through a test gateway.
+AUTH = {"X-API-Key": GATEWAY_KEY}
+#: A gateway's backends file: each upstream's versions (url, version, weight).
+Backends = dict[str, list[dict[str, object]]]
 
 
 def free_port() -> int:
@@ -151,6 +159,27 @@ def start_gateway(
         **(env or {}),
     }
     return start_service("gateway", tmp, full_env, wait=wait)
+
+
+def summarize_document(
+    gateway_url: str,
+    file: tuple[str, bytes, str],
+    headers: dict[str, str] = AUTH,
+    timeout_s: float = 120.0,
+    **form: str,
+) -> dict[str, Any]:
+    """POST ``file`` (name, bytes, media type) and the fields ``form`` to the gateway's
+    /api/v1/documents:summarize; the answer's JSON, which must come with a 200."""
+    r = httpx.post(
+        f"{gateway_url}/api/v1/documents:summarize",
+        headers=headers,
+        files={"file": file},
+        data=form,
+        timeout=timeout_s,
+    )
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
 
 
 def counter(service: LiveService, name: str, **labels: str) -> float:
