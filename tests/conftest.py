@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -10,6 +10,7 @@ from tests.support.jobs import Jobs, JobsFactory, RedisServer, redis_installed, 
 from tests.support.services import (  # noqa: F401  (the names tests/gateway imports from here)
     GATEWAY_KEY,
     ROOT,
+    Backends,
     LiveService,
     free_port,
     start_gateway,
@@ -46,6 +47,29 @@ def gateway_service(
     svc.stop()
 
 
+#: ``launch_gateway(name, backends, env=None, wait=True)`` (the fixture below).
+GatewayLauncher = Callable[..., LiveService]
+
+
+@pytest.fixture(scope="module")
+def launch_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayLauncher]:
+    """``launch_gateway(name, backends, env=None, wait=True)``: a gateway over ``backends``
+    (the backends file's JSON) with settings ``env``, in a new folder named after ``name``;
+    stopped with the module."""
+    started: list[LiveService] = []
+
+    def launch(
+        name: str, backends: Backends, env: dict[str, str] | None = None, wait: bool = True
+    ) -> LiveService:
+        svc = start_gateway(tmp_path_factory.mktemp(name), backends, env, wait)
+        started.append(svc)
+        return svc
+
+    yield launch
+    for svc in started:
+        svc.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the session; each group of tests takes a database of its own."""
@@ -58,9 +82,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="module")
-def backends(
-    ocr_service: LiveService, summarizer_service: LiveService
-) -> dict[str, list[dict[str, object]]]:
+def backends(ocr_service: LiveService, summarizer_service: LiveService) -> Backends:
     return stable_backends(ocr_service, summarizer_service)
 
 

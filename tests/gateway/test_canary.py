@@ -8,13 +8,12 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LiveService, start_gateway
+from tests.conftest import GatewayLauncher, LiveService, start_gateway
 from tests.gateway.conftest import AUTH, backend, counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -49,17 +48,15 @@ def _served(svc: LiveService, status: str) -> float:
 
 @pytest.fixture(scope="module")
 def canary_gateway(
-    tmp_path_factory: pytest.TempPathFactory,
+    launch_gateway: GatewayLauncher,
     summarizer_service: LiveService,
     canary_summarizer: LiveService,
-) -> Iterator[LiveService]:
-    gw = start_gateway(
-        tmp_path_factory.mktemp("gw-canary"),
+) -> LiveService:
+    return launch_gateway(
+        "gw-canary",
         _backends(summarizer_service, canary_summarizer, 90, 10),
         {**FAST, "DOCSUM_GATEWAY_RELOAD_INTERVAL_S": "0.2"},
     )
-    yield gw
-    gw.stop()
 
 
 async def _cheap_requests(gw: LiveService, n: int, headers: dict[str, str]) -> Counter[str]:

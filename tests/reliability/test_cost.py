@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import GatewayLauncher
 from tests.hostile import costly
 from tests.reliability import cost_rows as rows
-from tests.support.services import ROOT, LiveService, start_gateway
-from tests.support.stack import stable_backends
+from tests.support.services import ROOT, Backends, LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,42 +60,26 @@ def warm(services: dict[str, LiveService]) -> dict[str, float]:
 
 
 @pytest.fixture(scope="module")
-def hasty_gateway(
-    tmp_path_factory: pytest.TempPathFactory,
-    summarizer_service: LiveService,
-    ocr_service: LiveService,
-) -> Iterator[LiveService]:
+def hasty_gateway(launch_gateway: GatewayLauncher, backends: Backends) -> LiveService:
     """A gateway over the same services whose requests have a 4 s deadline."""
-    svc = start_gateway(
-        tmp_path_factory.mktemp("gateway-hasty"),
-        stable_backends(ocr_service, summarizer_service),
-        {"DOCSUM_GATEWAY_REQUEST_TIMEOUT_S": "4"},
-    )
-    yield svc
-    svc.stop()
+    return launch_gateway("gateway-hasty", backends, {"DOCSUM_GATEWAY_REQUEST_TIMEOUT_S": "4"})
 
 
 @pytest.fixture(scope="module")
-def patient_gateway(
-    tmp_path_factory: pytest.TempPathFactory,
-    summarizer_service: LiveService,
-    ocr_service: LiveService,
-) -> Iterator[LiveService]:
+def patient_gateway(launch_gateway: GatewayLauncher, backends: Backends) -> LiveService:
     """A gateway over the same services whose requests have 10 minutes: a document's client
     hangs up long before its deadline, however busy the machine."""
-    svc = start_gateway(
-        tmp_path_factory.mktemp("gateway-patient"),
-        stable_backends(ocr_service, summarizer_service),
-        {"DOCSUM_GATEWAY_REQUEST_TIMEOUT_S": "600"},
-    )
-    yield svc
-    svc.stop()
+    return launch_gateway("gateway-patient", backends, {"DOCSUM_GATEWAY_REQUEST_TIMEOUT_S": "600"})
 
 
-def _row(name: str, services: dict[str, LiveService], run: Any) -> tuple[Any, dict[str, Any]]:
+def _row(
+    name: str, services: dict[str, LiveService], row: Callable[..., Any], *args: Any
+) -> tuple[Any, dict[str, Any]]:
+    """``row(*args)`` while the memory of ``services`` is sampled: (its result, the memory
+    figures), recorded under ``name`` too."""
     sampler = rows.Sampler(services)
     with sampler.watching():
-        result = run()
+        result = row(*args)
     FIGURES[name] = {"result": result, "memory": sampler.figures()}
     print(f"row {name}:", json.dumps(FIGURES[name]))
     return result, sampler.figures()
@@ -107,9 +91,8 @@ def test_row2_a_tiff_of_many_big_frames_is_refused_from_its_headers(
     # 50 frames of 19.4 MP each: every frame is within the test OCR's 20 MP a page, the
     # 968 MP together are not (the limit is 450 MP).
     tiff = costly.group4_tiff(frames=50, side=4400)
-    result, memory = _row(
-        "2", services, lambda: rows.row2_tiff_bomb(services["ocr"], services["gateway"], tiff)
-    )
+    ocr, gateway = services["ocr"], services["gateway"]
+    result, memory = _row("2", services, rows.row2_tiff_bomb, ocr, gateway, tiff)
     for answer in (result["ocr"], *result["gateway_two_at_once"]):
         assert answer["status"] == 413, answer
         assert answer["limit"] == "max_total_pixels" and answer["allowed"] == 450_000_000
@@ -122,9 +105,8 @@ def test_row3_a_document_whose_client_hangs_up_stops_its_ocr(
     services: dict[str, LiveService], warm: dict[str, float], patient_gateway: LiveService
 ) -> None:
     ocr, gateway = services["ocr"], patient_gateway
-    result, _ = _row(
-        "3 hang-up", services, lambda: rows.row3_hang_up(gateway, ocr, costly.rectangles_pdf())
-    )
+    pdf = costly.rectangles_pdf()
+    result, _ = _row("3 hang-up", services, rows.row3_hang_up, gateway, ocr, pdf)
     assert result["ocr_at_work"], result  # the OCR had begun reading the document
     # What was being analysed or read when the client left is finished; then the OCR idles.
     assert result["ocr_stopped_after_hang_up_s"] < 20.0, result
@@ -142,11 +124,9 @@ def test_row3_a_document_whose_client_hangs_up_stops_its_ocr(
 def test_row3_a_document_past_its_deadline_is_504_and_stops_its_ocr(
     services: dict[str, LiveService], warm: dict[str, float], hasty_gateway: LiveService
 ) -> None:
-    result, _ = _row(
-        "3 deadline",
-        services,
-        lambda: rows.row3_deadline(hasty_gateway, services["ocr"], costly.rectangles_pdf()),
-    )
+    pdf = costly.rectangles_pdf()
+    ocr = services["ocr"]
+    result, _ = _row("3 deadline", services, rows.row3_deadline, hasty_gateway, ocr, pdf)
     answer = result["answer"]
     assert answer["status"] == 504 and "deadline of 4 s" in answer["message"]
     assert answer["seconds"] < 4.0 + 2.0
@@ -158,11 +138,8 @@ def test_row3_a_document_past_its_deadline_is_504_and_stops_its_ocr(
 def test_row4_a_text_layer_of_ten_million_characters_holds_up_no_other_pdf(
     services: dict[str, LiveService], warm: dict[str, float]
 ) -> None:
-    result, memory = _row(
-        "4",
-        services,
-        lambda: rows.row4_text_layer(services["gateway"], costly.big_text_layer_pdf()),
-    )
+    pdf = costly.big_text_layer_pdf()
+    result, memory = _row("4", services, rows.row4_text_layer, services["gateway"], pdf)
     hostile = result["hostile"]
     assert hostile["status"] == 422, hostile
     assert hostile["limit"] in ("pdf_worker_max_rss_bytes", "pdf_page_timeout_s")
@@ -178,9 +155,8 @@ def test_row4_a_text_layer_of_ten_million_characters_holds_up_no_other_pdf(
 def test_row5_a_json_body_of_900k_keys_is_refused_while_it_streams(
     services: dict[str, LiveService], warm: dict[str, float]
 ) -> None:
-    result, _ = _row(
-        "5", services, lambda: rows.row5_many_keys(services["gateway"], costly.many_keys_json())
-    )
+    body = costly.many_keys_json()
+    result, _ = _row("5", services, rows.row5_many_keys, services["gateway"], body)
     for how in ("with_content_length", "chunked"):
         assert result[how]["status"] == 413 and result[how]["allowed"] == 2 * 2**20, result
         assert result[how]["seconds"] < 2.0
@@ -191,7 +167,7 @@ def test_row5_a_json_body_of_900k_keys_is_refused_while_it_streams(
 def test_row6_concurrent_50_mb_bodies_are_refused_before_they_are_held(
     services: dict[str, LiveService], warm: dict[str, float]
 ) -> None:
-    result, memory = _row("6", services, lambda: rows.row6_big_bodies(services["gateway"]))
+    result, memory = _row("6", services, rows.row6_big_bodies, services["gateway"])
     assert result["/api/v1/summarize"]["statuses"] == {"413": 20}, result
     ocr_route = result["/api/v1/ocr"]["statuses"]
     # At most what fits in max_inflight_body_bytes (128 MiB) is read: two of the twenty; they
@@ -203,11 +179,8 @@ def test_row6_concurrent_50_mb_bodies_are_refused_before_they_are_held(
 def test_row8_a_pdf_whose_page_count_lies_is_422(
     services: dict[str, LiveService], warm: dict[str, float]
 ) -> None:
-    answer, _ = _row(
-        "8",
-        services,
-        lambda: rows.row8_lying_page_count(services["gateway"], costly.lying_count_pdf()),
-    )
+    pdf = costly.lying_count_pdf()
+    answer, _ = _row("8", services, rows.row8_lying_page_count, services["gateway"], pdf)
     assert answer["status"] == 422 and "page 2" in answer["message"], answer
     assert answer["seconds"] < 2.0
 

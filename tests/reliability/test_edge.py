@@ -26,20 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from tests.support.services import (
-    GATEWAY_KEY,
-    LiveService,
-    counter,
-    free_port,
-    spawn,
-    start_gateway,
-    start_gateway_alive,
-)
+from tests.conftest import GatewayLauncher
+from tests.support.services import AUTH, GATEWAY_KEY, LiveService, counter, free_port, spawn
 from tests.support.stack import NO_RATE_LIMIT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-AUTH = {"X-API-Key": GATEWAY_KEY}
 #: Idle connections of the flood, spread over 8 source addresses (under the per-client cap).
 FLOOD = 1000
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]
@@ -111,13 +103,13 @@ def _afford_sockets(n: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Edge]:
+def edge(launch_gateway: GatewayLauncher, backend: str) -> Edge:
     afford = _afford_sockets(2 * (FLOOD + 300))
     if afford < FLOOD + 300:
         pytest.skip(f"the open-files limit affords {afford} sockets, not {FLOOD + 300}")
     probe_port = free_port()
-    svc = start_gateway(
-        tmp_path_factory.mktemp("gateway-edge"),
+    svc = launch_gateway(
+        "gateway-edge",
         {
             "ocr": [{"url": backend, "version": "stable", "weight": 100}],
             "summarizer": [
@@ -135,8 +127,7 @@ def edge(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Edg
             "DOCSUM_GATEWAY_MAX_CONNECTIONS_PER_CLIENT": str(PER_CLIENT_CAP),
         },
     )
-    yield _with_probe(svc, probe_port)
-    svc.stop()
+    return _with_probe(svc, probe_port)
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
@@ -333,32 +324,29 @@ def test_wrong_key_flood_is_throttled_untold_and_does_not_slow_others(edge: Edge
 # ---------------------------------------------------------------- row 11: unread answers
 
 
-def _unread_answer(port: int, request: bytes) -> socket.socket:
-    """Send ``request`` on a connection with a small receive buffer, and never read."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", port))
-    s.sendall(request)
-    return s
+def _seconds_until_an_unread_answer_is_cut(edge: Edge, request: bytes) -> float:
+    """Send ``request`` on a connection with a small receive buffer and never read: the
+    seconds until ``edge`` cuts the connection for its write timeout."""
+    cuts = {"listener": "public", "reason": "write_timeout"}
+    before = edge.metric("docsum_http_connections_cut_total", **cuts)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", edge.svc.port))
+        s.sendall(request)
+        return _wait_for(
+            lambda: edge.metric("docsum_http_connections_cut_total", **cuts) > before,
+            WRITE_TIMEOUT_S + 10,
+            "the unread answer's connection dropped",
+        )
 
 
 def test_a_client_that_never_reads_its_answer_is_dropped(edge: Edge) -> None:
-    cuts = {"listener": "public", "reason": "write_timeout"}
-    before = edge.metric("docsum_http_connections_cut_total", **cuts)
     body = b'{"text": "big"}'
     request = (
         b"POST /api/v1/summarize HTTP/1.1\r\nHost: gw\r\nX-API-Key: %s\r\n"
         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
     ) % (GATEWAY_KEY.encode(), len(body), body)
-    s = _unread_answer(edge.svc.port, request)
-    try:
-        took = _wait_for(
-            lambda: edge.metric("docsum_http_connections_cut_total", **cuts) > before,
-            WRITE_TIMEOUT_S + 10,
-            "the unread answer's connection dropped",
-        )
-    finally:
-        s.close()
+    took = _seconds_until_an_unread_answer_is_cut(edge, request)
     print(f"\nunread 10 MB answer: connection dropped {took:.2f} s after the request")
     assert took <= WRITE_TIMEOUT_S + 3
 
@@ -396,20 +384,21 @@ def test_no_redirect_is_built_from_the_host_header(edge: Edge, path: str) -> Non
 
 
 @pytest.fixture(scope="module")
-def degraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Edge]:
+def degraded(launch_gateway: GatewayLauncher) -> Edge:
     """A gateway whose summarizer backends are all down: not ready."""
     down = f"http://127.0.0.1:{free_port()}"
     probe_port = free_port()
-    svc = start_gateway_alive(
-        tmp_path_factory.mktemp("gateway-degraded"),
+    svc = launch_gateway(
+        "gateway-degraded",
         {
             "ocr": [{"url": down, "version": "stable", "weight": 100}],
             "summarizer": [{"url": down, "version": "stable", "weight": 100}],
         },
         {"DOCSUM_GATEWAY_PROBE_PORT": str(probe_port)},
+        wait=False,
     )
-    yield _with_probe(svc, probe_port)
-    svc.stop()
+    svc.wait_alive()
+    return _with_probe(svc, probe_port)
 
 
 def test_public_readiness_names_no_internal_address(degraded: Edge) -> None:
@@ -457,18 +446,8 @@ def test_kit_probe_port_write_timeout_and_no_redirect(kit: Edge) -> None:
     assert all(statistics.median(ms) < PROBE_BUDGET_MS for ms in probes.values()), probes
     assert "docsum_http_connections_open" in httpx.get(f"{kit.probe.url}/metrics").text
     assert httpx.get(f"{kit.svc.url}/readyz").json() == {"status": "ready"}
-    cuts = {"listener": "public", "reason": "write_timeout"}
-    before = kit.metric("docsum_http_connections_cut_total", **cuts)
-    s = _unread_answer(kit.svc.port, b"GET /big?mb=10 HTTP/1.1\r\nHost: k\r\n\r\n")
-    try:
-        took = _wait_for(
-            lambda: kit.metric("docsum_http_connections_cut_total", **cuts) > before,
-            WRITE_TIMEOUT_S + 10,
-            "the unread answer's connection dropped",
-        )
-    finally:
-        s.close()
-    assert took <= WRITE_TIMEOUT_S + 3
+    request = b"GET /big?mb=10 HTTP/1.1\r\nHost: k\r\n\r\n"
+    assert _seconds_until_an_unread_answer_is_cut(kit, request) <= WRITE_TIMEOUT_S + 3
     r = httpx.post(f"{kit.svc.url}/echo/", json={}, headers={"Host": "evil.example"})
     assert r.status_code == 404 and "location" not in r.headers
 
