@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,8 +15,7 @@ from rapidfuzz.distance import Levenshtein
 from bench import gpu_inputs
 from bench.gpu_bench import BATCHES, multipart
 from docsum.ocr.train.train import levenshtein
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.commands import run
 
 
 def test_the_training_edit_distance_agrees_with_rapidfuzz() -> None:
@@ -55,15 +53,7 @@ def test_gpu_sh_quick_on_cpu_writes_every_figure(tmp_path: Path) -> None:
         "OUT": str(tmp_path),
         "DOCSUM_GPU_SH_VENV": sys.prefix,  # this venv: nothing to install
     }
-    done = subprocess.run(
-        ["bash", "bench/gpu.sh", "--device", "cpu", "--quick"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=840,
-        check=False,
-    )
+    done = run(["bash", "bench/gpu.sh", "--device", "cpu", "--quick"], timeout_s=840, env=env)
     assert done.returncode == 0, done.stderr[-4000:]
     report = json.loads((tmp_path / "gpu.json").read_text())
     assert report["complete"] and report["machine"]["device"] == "cpu"

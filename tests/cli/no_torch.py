@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
+
+from tests.support.commands import run
 
 #: What a client install does not have: the models' libraries.
 MODEL_LIBRARIES = ("torch", "numpy", "cv2", "transformers", "tokenizers", "PIL", "onnxruntime")
@@ -31,15 +32,8 @@ sys.exit(code)
 
 
 def docsum_without_torch(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+    *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """``docsum *args`` with the model libraries out of reach; its exit code and output."""
-    return subprocess.run(
-        [sys.executable, "-c", _RUN, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=cwd,
-        env=env,
-    )
+    """``docsum *args`` from the repository root with the model libraries out of reach; its
+    exit code and output."""
+    return run([sys.executable, "-c", _RUN, *args], timeout_s=timeout, env=env)

@@ -19,9 +19,7 @@ NEWS = (ROOT / "examples" / "news.txt").read_text()
 
 def _client(gateway: LiveService, *args: str, key: str = GATEWAY_KEY) -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCSUM_")}
-    out = docsum_without_torch(
-        "--url", gateway.url, "--api-key", key, *args, cwd=ROOT, env=env
-    )  # fmt: skip
+    out = docsum_without_torch("--url", gateway.url, "--api-key", key, *args, env=env)
     return out.returncode, out.stdout, out.stderr
 
 

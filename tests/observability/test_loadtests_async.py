@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,9 @@ import httpx
 import pytest
 
 from loadtests import report
+from tests.support.commands import run
 from tests.support.jobs import AUTH, Jobs, JobsFactory, RedisServer, start_jobs
-from tests.support.services import GATEWAY_KEY, ROOT, LiveService
+from tests.support.services import GATEWAY_KEY, LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,18 +40,14 @@ def loadtest(tmp: Path, gateway: str, *args: str) -> tuple[int, str, dict[str, A
     """``python -m loadtests.run`` on the summarize_async route of ``gateway``: 2 closed-loop
     users for 4 s unless ``args`` say otherwise; (exit code, output, Locust's summary)."""
     out = tmp / "loadtest"
-    done = subprocess.run(
+    done = run(
         [
             sys.executable, "-m", "loadtests.run", "--no-start", "--host", gateway,
             "--routes", "summarize_async", "--shape", "closed", "--users", "2",
             "--spawn-rate", "2", "--run-time", "4s", "--out", str(out), *args,
         ],
-        cwd=ROOT,
+        timeout_s=280,
         env={**os.environ, "DOCSUM_API_KEY": GATEWAY_KEY},
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
     )  # fmt: skip
     summary_path = Path(f"{out}_summary.json")
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}

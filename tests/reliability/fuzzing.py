@@ -27,7 +27,7 @@ import math
 import random
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import requests
@@ -92,9 +92,6 @@ class Failure:
     detail: str
     curl: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
-
 
 @dataclass
 class FuzzReport:
@@ -121,7 +118,7 @@ class FuzzReport:
                 n for c in self.statuses.values() for s, n in c.items() if s >= 500
             ),
             "failed_cases": self.failed_cases,
-            "failures": [f.to_dict() for f in self.failures],
+            "failures": [asdict(f) for f in self.failures],
             "elapsed_s": round(self.elapsed_s, 2),
             "slowest_s": round(self.slowest_s, 3),
         }
