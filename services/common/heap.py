@@ -25,6 +25,7 @@ import ctypes
 import logging
 import sys
 import time
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +38,23 @@ MMAP_THRESHOLD = 32 << 20
 TRIM_THRESHOLD = 1 << 30
 
 
+def _libc(name: str, *argtypes: type) -> Callable[..., int] | None:
+    """The C library's function ``name`` returning an int; None off Linux or where it lacks it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        func = getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+    func.argtypes, func.restype = list(argtypes), ctypes.c_int
+    return func
+
+
 def retain_freed_memory() -> bool:
     """Tell glibc's malloc to keep freed blocks for reuse; False where it cannot be told."""
-    if not sys.platform.startswith("linux"):
+    mallopt = _libc("mallopt", ctypes.c_int, ctypes.c_int)
+    if mallopt is None:
         return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     # musl has a mallopt that does nothing and returns 0; glibc returns 1 on success.
     done = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
     done = done and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
@@ -61,14 +69,9 @@ def retain_freed_memory() -> bool:
 def trim() -> bool:
     """Give the free pages of every malloc arena back to the kernel; False where glibc's
     ``malloc_trim`` is missing."""
-    if not sys.platform.startswith("linux"):
+    malloc_trim = _libc("malloc_trim", ctypes.c_size_t)
+    if malloc_trim is None:
         return False
-    try:
-        malloc_trim = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return False
-    malloc_trim.argtypes = [ctypes.c_size_t]
-    malloc_trim.restype = ctypes.c_int
     malloc_trim(0)
     return True
 

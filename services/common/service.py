@@ -30,6 +30,7 @@ from .health import Health, health_router, probe_app
 from .http_errors import ERROR_RESPONSES, install_error_handlers
 from .middleware import RequestMiddleware
 from .settings import ServiceSettings
+from .version import VERSION
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +52,13 @@ class LoadableModel(Protocol):
 
 
 def create_app(
-    *,
     title: str,
-    version: str,
     settings: ServiceSettings,
     health: Health,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
+    *,
     description: str = "",
+    version: str = VERSION,
 ) -> FastAPI:
     """A FastAPI app with the kit installed; the caller adds its routers."""
     app = FastAPI(

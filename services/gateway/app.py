@@ -17,7 +17,6 @@ from starlette.middleware.cors import CORSMiddleware
 
 from ..common.health import Health
 from ..common.service import create_app
-from ..common.version import VERSION
 from .docs_ui import install_docs
 from .guard import ApiGuard
 from .operations import AsyncJobs
@@ -28,6 +27,12 @@ from .routes import SUMMARIZE_PATH, router
 from .settings import GatewaySettings
 from .state import ConfigError, Gateway
 from .upstreams import Upstream
+
+#: The service's description in its OpenAPI document.
+DESCRIPTION = (
+    "Read documents and summarize them. Every /api/v1 route needs an API key "
+    f"(X-API-Key or Authorization: Bearer). `{HEADER}: <version>` pins a backend version."
+)
 
 
 def build_app(
@@ -73,15 +78,7 @@ def build_app(
                 await asyncio.gather(*tasks, return_exceptions=True)
             await gateway.aclose()
 
-    app = create_app(
-        title="docsum API",
-        version=VERSION,
-        description="Read documents and summarize them. Every /api/v1 route needs an API key "
-        f"(X-API-Key or Authorization: Bearer). `{HEADER}: <version>` pins a backend version.",
-        settings=settings,
-        health=health,
-        lifespan=lifespan,
-    )
+    app = create_app("docsum API", settings, health, lifespan, description=DESCRIPTION)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -42,6 +42,7 @@ from .routes import (
     UPLOAD_FORM,
     GatewayDep,
     check_pin,
+    operation_id,
     read_typed,
     read_upload,
     summary_params,
@@ -84,6 +85,7 @@ class AsyncJobs:
 router = APIRouter(
     prefix=PREFIX,
     tags=["operations"],
+    generate_unique_id_function=operation_id,
     responses=error_responses(
         {
             401: "No valid API key (X-API-Key or Authorization: Bearer).",
@@ -213,13 +215,12 @@ def _accepted(op: dict[str, Any], new: bool) -> JSONResponse:
 
 @router.post(
     "/documents:summarizeAsync",
-    operation_id="summarize_document_async",
     summary="Queue a document (image, multi-page TIFF or PDF) to read and summarize; poll the "
     "operation for its progress and result.",
     openapi_extra=UPLOAD_FORM,
     status_code=202,
 )
-async def summarize_async(request: Request, gateway: GatewayDep) -> JSONResponse:
+async def summarize_document_async(request: Request, gateway: GatewayDep) -> JSONResponse:
     jobs = _jobs(request)
     caller = _caller(request)
     s = gateway.settings
@@ -280,7 +281,6 @@ def _wait_s(value: str | None, s: GatewaySettings) -> float:
 
 @router.get(
     "/operations/{op_id}",
-    operation_id="get_operation",
     summary="An operation's state and progress; its response or error once done. "
     "?wait=30s holds the answer until it is done, or that long.",
 )
@@ -321,7 +321,6 @@ def _after(token: str | None) -> str | None:
 
 @router.get(
     "/operations",
-    operation_id="list_operations",
     summary="The caller's operations, newest first (metadata and error; GET one for its response).",
 )
 async def list_operations(
@@ -343,7 +342,6 @@ async def list_operations(
 
 @router.post(
     "/operations/{op_id}:cancel",
-    operation_id="cancel_operation",
     summary="Cancel an operation: a queued job never runs, a running one stops.",
 )
 async def cancel_operation(op_id: str, request: Request) -> JSONResponse:
@@ -359,7 +357,6 @@ async def cancel_operation(op_id: str, request: Request) -> JSONResponse:
 
 @router.delete(
     "/operations/{op_id}",
-    operation_id="delete_operation",
     summary="Forget an operation and its result (a job not done is cancelled first).",
     status_code=204,
 )

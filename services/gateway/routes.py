@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
@@ -123,10 +124,17 @@ async def current_gateway(request: Request) -> Gateway:
 
 GatewayDep = Annotated[Gateway, Depends(current_gateway)]
 
+
+def operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operationId: its function's name."""
+    return route.name
+
+
 # API keys and rate limits are checked before routing, by ``guard.ApiGuard``.
 router = APIRouter(
     prefix="/api/v1",
     tags=["api"],
+    generate_unique_id_function=operation_id,
     responses=error_responses(
         {
             401: "No valid API key (X-API-Key or Authorization: Bearer).",
@@ -139,7 +147,6 @@ router = APIRouter(
 
 @router.post(
     "/summarize",
-    operation_id="summarize",
     summary="Summarize a text (the summarizer service's /v1/summarize).",
     openapi_extra=_SUMMARIZE_BODY,
     responses={200: {"model": SummarizeResponse}},
@@ -163,7 +170,6 @@ async def summarize(request: Request, gateway: GatewayDep) -> Response:
 
 @router.post(
     "/ocr",
-    operation_id="ocr",
     summary="Read the text of an image or a multi-page TIFF (the OCR service's /v1/ocr).",
     openapi_extra=_OCR_FORM,
     responses={200: {"model": OCRResponse}},
@@ -187,7 +193,6 @@ async def ocr(request: Request, gateway: GatewayDep) -> Response:
 
 @router.post(
     "/documents:summarize",
-    operation_id="summarize_document",
     summary="Read a document (image, multi-page TIFF or PDF) and summarize it.",
     openapi_extra=UPLOAD_FORM,
     response_model=DocumentSummary,

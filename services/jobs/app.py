@@ -14,7 +14,6 @@ from redis.exceptions import RedisError
 
 from ..common.health import Health
 from ..common.service import create_app
-from ..common.version import VERSION
 from ..gateway.backends import UPSTREAMS, BackendsConfigError, load_backends, parse_backends
 from ..gateway.backends import local_backends as _local_backends
 from ..gateway.pipeline import DocumentPipeline
@@ -23,6 +22,9 @@ from .queue import JobQueue, consumer_name
 from .settings import WorkerSettings
 from .store import JobStore, connect
 from .worker import Worker
+
+#: The service's description in its OpenAPI document.
+DESCRIPTION = "Runs the async document jobs queued by the gateway."
 
 log = logging.getLogger(__name__)
 
@@ -106,14 +108,7 @@ def build_app(settings: WorkerSettings | None = None) -> FastAPI:
                     await upstream.aclose()
             await redis.aclose()
 
-    app = create_app(
-        title="docsum worker",
-        version=VERSION,
-        description="Runs the async document jobs queued by the gateway.",
-        settings=settings,
-        health=health,
-        lifespan=lifespan,
-    )
+    app = create_app("docsum worker", settings, health, lifespan, description=DESCRIPTION)
     app.state.worker = worker
     return app
 

@@ -37,20 +37,10 @@ CHUNK_BYTES = 1024 * 1024
 UPLOAD_TTL_S = 3600
 
 
-def job_key(job_id: str) -> str:
-    return f"docsum:job:{job_id}"
-
-
-def input_key(job_id: str) -> str:
-    return f"docsum:input:{job_id}"
-
-
-def result_key(job_id: str) -> str:
-    return f"docsum:result:{job_id}"
-
-
-def index_key(owner: str) -> str:
-    return f"docsum:ops:{owner}"
+def redis_key(kind: str, ident: str) -> str:
+    """A Redis key: ``kind`` is job, input, result (by job id), ops or quota (by owner), or
+    idem (owner:key), spelled as the Lua scripts below spell them."""
+    return f"docsum:{kind}:{ident}"
 
 
 _LIB = """
@@ -300,7 +290,7 @@ class JobStore:
 
     async def upload(self, job_id: str, data: bytes | memoryview) -> None:
         """Write a job's input in chunks (it lives ``UPLOAD_TTL_S`` until the job exists)."""
-        key = input_key(job_id)
+        key = redis_key("input", job_id)
         view = memoryview(data)
         await self.redis.delete(key)
         for start in range(0, len(view), CHUNK_BYTES):
@@ -320,7 +310,7 @@ class JobStore:
         ttl_s: int,
     ) -> Submitted | Refused:
         """Create the job and queue it, unless a limit or an earlier submission says no."""
-        idem = f"docsum:idem:{owner}:{idempotency_key}" if idempotency_key else ""
+        idem = redis_key("idem", f"{owner}:{idempotency_key}") if idempotency_key else ""
         args: list[str | int] = [job_id, owner, idem, digest, max_pending, max_bytes, ttl_s]
         args.append(json.dumps(fields))
         verdict, value = (_str(v) for v in await self._submit(args=args))
@@ -333,11 +323,11 @@ class JobStore:
         return Refused(verdict, 0 if verdict == "conflict" else int(value))
 
     async def job(self, job_id: str) -> dict[str, str] | None:
-        raw = await self.redis.hgetall(job_key(job_id))  # type: ignore[misc]
+        raw = await self.redis.hgetall(redis_key("job", job_id))  # type: ignore[misc]
         return {_str(k): _str(v) for k, v in raw.items()} if raw else None
 
     async def result(self, job_id: str) -> bytes | None:
-        value = await self.redis.get(result_key(job_id))
+        value = await self.redis.get(redis_key("result", job_id))
         return bytes(value) if value is not None else None
 
     async def cancel(self, job_id: str, owner: str) -> int:
@@ -351,7 +341,7 @@ class JobStore:
     async def listing(self, owner: str, after: str | None, count: int) -> list[str]:
         """The owner's job ids, newest first, after job ``after`` (None: from the newest)."""
         await self._reap(args=[owner])
-        key = index_key(owner)
+        key = redis_key("ops", owner)
         start = 0
         if after is not None:
             rank = await self.redis.zrevrank(key, after)
@@ -362,14 +352,14 @@ class JobStore:
 
     async def quota(self, owner: str) -> tuple[int, int]:
         """The owner's pending jobs and stored bytes."""
-        quota = f"docsum:quota:{owner}"
+        quota = redis_key("quota", owner)
         pending, stored = await self.redis.hmget(quota, ["pending", "bytes"])  # type: ignore[misc]
         return int(pending or 0), int(stored or 0)
 
     # --- the workers ------------------------------------------------------------------------
 
     async def input(self, job_id: str) -> bytes | None:
-        value = await self.redis.get(input_key(job_id))
+        value = await self.redis.get(redis_key("input", job_id))
         return bytes(value) if value is not None else None
 
     async def start(

@@ -29,12 +29,14 @@ from ..common.health import Health
 from ..common.heap import IdleTrim
 from ..common.metrics import stage_timer
 from ..common.service import create_app, model_lifespan
-from ..common.version import VERSION
 from .engine import OCREngine, Page, PageCrops, by_width, document_text
 from .gpu import register_gpu_metrics
 from .intake import Limits, Plan, decode_page, plan_pages
 from .model.ctc import Decoded
 from .settings import OCRSettings
+
+#: The service's description in its OpenAPI document.
+DESCRIPTION = "Text-line detection (OpenCV) and a CRNN line recognizer (CTC), batched."
 
 T = TypeVar("T")
 Mode = Literal["page", "line"]
@@ -88,14 +90,7 @@ def build_app(settings: OCRSettings | None = None) -> FastAPI:
         finally:
             layout_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = create_app(
-        title="docsum OCR",
-        version=VERSION,
-        description="Text-line detection (OpenCV) and a CRNN line recognizer (CTC), batched.",
-        settings=settings,
-        health=health,
-        lifespan=lifespan,
-    )
+    app = create_app("docsum OCR", settings, health, lifespan, description=DESCRIPTION)
     router = APIRouter(prefix="/v1", tags=["ocr"])
 
     async def read_lines(crops: list[np.ndarray], stop: threading.Event) -> list[Decoded]:

@@ -17,9 +17,11 @@ from ..common.deadline import DEADLINE_HEADER, budget, cancel_on_disconnect
 from ..common.errors import InvalidInput, PayloadTooLarge
 from ..common.health import Health
 from ..common.service import create_app, model_lifespan
-from ..common.version import VERSION
 from .settings import SummarizerSettings
 from .summarize import Summarizer, Summary, SummaryRequest
+
+#: The service's description in its OpenAPI document.
+DESCRIPTION = "Extractive summaries by directed BERT centrality (PacSum) with MMR."
 
 
 def build_app(settings: SummarizerSettings | None = None) -> FastAPI:
@@ -36,14 +38,7 @@ def build_app(settings: SummarizerSettings | None = None) -> FastAPI:
         async with model_lifespan(model, health, [batcher], settings.shutdown_grace_s):
             yield
 
-    app = create_app(
-        title="docsum summarizer",
-        version=VERSION,
-        description="Extractive summaries by directed BERT centrality (PacSum) with MMR.",
-        settings=settings,
-        health=health,
-        lifespan=lifespan,
-    )
+    app = create_app("docsum summarizer", settings, health, lifespan, description=DESCRIPTION)
     router = APIRouter(prefix="/v1", tags=["summarize"])
 
     @router.post("/summarize", operation_id="summarize", response_model=SummarizeResponse)
