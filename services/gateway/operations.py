@@ -27,12 +27,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from redis.exceptions import RedisError
 
 from ..common.errors import Conflict, InvalidInput, JobsUnavailable, NotFound, RateLimited
-from ..common.http_errors import error_responses
 from ..jobs import metrics
 from ..jobs.notify import DoneWaiters
 from ..jobs.store import ENDED, JobStore, Refused, connect
@@ -41,8 +40,8 @@ from .pins import HEADER, parse_pins
 from .routes import (
     UPLOAD_FORM,
     GatewayDep,
+    api_router,
     check_pin,
-    operation_id,
     read_typed,
     read_upload,
     summary_params,
@@ -82,18 +81,13 @@ class AsyncJobs:
         await self.redis.aclose()
 
 
-router = APIRouter(
-    prefix=PREFIX,
-    tags=["operations"],
-    generate_unique_id_function=operation_id,
-    responses=error_responses(
-        {
-            401: "No valid API key (X-API-Key or Authorization: Bearer).",
-            404: "No such operation for this key.",
-            429: "This key's rate limit, pending jobs or stored bytes are spent.",
-            503: "Async jobs are not configured, or their store does not answer.",
-        }
-    ),
+router = api_router(
+    "operations",
+    {
+        404: "No such operation for this key.",
+        429: "This key's rate limit, pending jobs or stored bytes are spent.",
+        503: "Async jobs are not configured, or their store does not answer.",
+    },
 )
 
 

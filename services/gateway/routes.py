@@ -130,18 +130,25 @@ def operation_id(route: APIRoute) -> str:
     return route.name
 
 
-# API keys and rate limits are checked before routing, by ``guard.ApiGuard``.
-router = APIRouter(
-    prefix="/api/v1",
-    tags=["api"],
-    generate_unique_id_function=operation_id,
-    responses=error_responses(
-        {
-            401: "No valid API key (X-API-Key or Authorization: Bearer).",
-            429: "This key's rate limit is spent (see Retry-After).",
-            502: "An upstream answered with an error (the body names it).",
-        }
-    ),
+def api_router(tag: str, errors: dict[int, str]) -> APIRouter:
+    """A router of ``/api/v1`` routes: they need an API key (checked before routing, by
+    ``guard.ApiGuard``), may answer ``errors`` besides 401, and are named by their functions."""
+    return APIRouter(
+        prefix="/api/v1",
+        tags=[tag],
+        generate_unique_id_function=operation_id,
+        responses=error_responses(
+            {401: "No valid API key (X-API-Key or Authorization: Bearer).", **errors}
+        ),
+    )
+
+
+router = api_router(
+    "api",
+    {
+        429: "This key's rate limit is spent (see Retry-After).",
+        502: "An upstream answered with an error (the body names it).",
+    },
 )
 
 

@@ -19,11 +19,5 @@ def run(
     """Run ``command`` in ``cwd`` with the environment ``env`` (this process's if None);
     TimeoutExpired after ``timeout_s`` seconds. The exit status is not checked."""
     return subprocess.run(
-        list(command),
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
+        list(command), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout_s
     )
