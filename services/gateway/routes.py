@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.datastructures import UploadFile
 
 from ..common.contracts import OCRResponse, SummarizeRequest, SummarizeResponse
@@ -152,11 +152,19 @@ router = api_router(
 )
 
 
-@router.post(
+def _forwarding(path: str, summary: str, body: dict[str, Any], answer: type[BaseModel]) -> Any:
+    """A route that passes an upstream's answer on: its 200 documented by ``answer``, its
+    request by ``body`` (read by the route itself, not by FastAPI)."""
+    return router.post(
+        path, summary=summary, openapi_extra=body, responses={200: {"model": answer}}
+    )
+
+
+@_forwarding(
     "/summarize",
-    summary="Summarize a text (the summarizer service's /v1/summarize).",
-    openapi_extra=_SUMMARIZE_BODY,
-    responses={200: {"model": SummarizeResponse}},
+    "Summarize a text (the summarizer service's /v1/summarize).",
+    _SUMMARIZE_BODY,
+    SummarizeResponse,
 )
 async def summarize(request: Request, gateway: GatewayDep) -> Response:
     # JSON bodies are forwarded before routing, by ``passthrough.PassThrough``; this
@@ -175,11 +183,11 @@ async def summarize(request: Request, gateway: GatewayDep) -> Response:
     return _passed_on(r)
 
 
-@router.post(
+@_forwarding(
     "/ocr",
-    summary="Read the text of an image or a multi-page TIFF (the OCR service's /v1/ocr).",
-    openapi_extra=_OCR_FORM,
-    responses={200: {"model": OCRResponse}},
+    "Read the text of an image or a multi-page TIFF (the OCR service's /v1/ocr).",
+    _OCR_FORM,
+    OCRResponse,
 )
 async def ocr(request: Request, gateway: GatewayDep) -> Response:
     async with bounded_upload(request, gateway):
