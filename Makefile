@@ -90,9 +90,10 @@ soak: setup ## 10 min of mixed load on the stack, RSS sampled: growth < 5 % → 
 	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
 
 OCR_RUN ?= .runs/ocr-ft
-# The shipped weights' schedule (the fine-tune, see MODEL_CARD.md): a larger OCR_HOURS trains on.
-OCR_HOURS ?= 1.6
-OCR_LR ?= 1e-3
+# The shipped weights' schedule (the second fine-tune, see MODEL_CARD.md): a larger OCR_HOURS
+# trains on.
+OCR_HOURS ?= 1.45
+OCR_LR ?= 5e-4
 # A run resumes $(OCR_RUN)/last.pt exactly (weights, optimizer, data stream) when there is one,
 # else starts from these weights with a fresh optimizer and schedule.
 OCR_INIT ?= services/ocr/weights/crnn.pt
