@@ -17,7 +17,7 @@ timings_ms  # DocumentSummary field (the JSON answer)
 livez  # health router
 readyz  # health router
 summarize_document  # gateway route
-summarize_async  # gateway route (operations.py)
+summarize_document_async  # gateway route (operations.py)
 get_operation  # gateway route (operations.py)
 list_operations  # gateway route (operations.py)
 cancel_operation  # gateway route (operations.py)
