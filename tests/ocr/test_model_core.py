@@ -234,3 +234,19 @@ def test_unsure_readings_are_junk_and_real_lines_are_not() -> None:
     assert not is_junk(reading("46", 0.95))  # a page number, read surely
     assert is_junk(reading("UeRXACE=>aE2%^ S R", 0.37))  # a map's lettering
     assert not is_junk(reading("a worn but real line of text", 0.85))
+
+
+def test_condensed_print_keeps_the_height_and_every_stroke(monkeypatch) -> None:
+    from docsum.ocr.train import augment
+
+    monkeypatch.setattr(augment, "_maybe", lambda rng, p: True)
+    img = _bars()
+    widths = set()
+    for seed in range(20):
+        out = augment.aspect(img, np.random.default_rng(seed), 1.0)
+        assert out.shape[0] == img.shape[0] and out.dtype == np.uint8
+        assert 0.69 * img.shape[1] <= out.shape[1] <= 1.26 * img.shape[1]
+        cols = (out[10:50] < 128).any(axis=0)  # every bar is still a separate run of ink
+        assert int(np.count_nonzero(np.diff(cols.astype(np.int8)) == 1)) == 14
+        widths.add(out.shape[1])
+    assert min(widths) < img.shape[1] < max(widths)  # both condensed and expanded

@@ -62,6 +62,17 @@ def wear(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.nda
     return np.asarray(255.0 - paper, dtype=np.uint8)
 
 
+def aspect(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
+    """Condensed or expanded print (receipt printers, narrow type, fax scaling): the width
+    scaled by 0.7-1.25, log-uniform. Below 0.7 a double narrow letter (``ll``) would have too
+    few CTC frames to be spelled."""
+    if not _maybe(rng, 0.3 * difficulty):
+        return img
+    h, w = img.shape
+    f = float(np.exp(rng.uniform(np.log(0.7), np.log(1.25))))
+    return cv2.resize(img, (max(4, round(w * f)), h), interpolation=cv2.INTER_AREA)
+
+
 def geometry(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.ndarray:
     """Small rotation (±3°), shear (italic-like slant, ±0.15) or perspective, paper-white fill."""
     h, w = img.shape
@@ -139,12 +150,13 @@ def jpeg(img: np.ndarray, rng: np.random.Generator, difficulty: float) -> np.nda
 
 
 def degrade(img: np.ndarray, rng: np.random.Generator, difficulty: float = 1.0) -> np.ndarray:
-    """Full chain: stroke → dots → wear → geometry → resolution → photometric → JPEG.
+    """Full chain: stroke → dots → wear → aspect → geometry → resolution → photometric → JPEG.
     Same shape semantics (grey uint8, dark on light); the size may shrink (resolution step)."""
     inverted = _maybe(rng, 0.05 * difficulty)
     img = stroke(img, rng, difficulty)
     img = dots(img, rng, difficulty)
     img = wear(img, rng, difficulty)
+    img = aspect(img, rng, difficulty)
     img = geometry(img, rng, difficulty)
     img = resolution(img, rng, difficulty)
     if inverted:
