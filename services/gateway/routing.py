@@ -42,6 +42,8 @@ class Backend:
     #: The last readiness probe: True/False, None before the first one.
     ready: bool | None = None
     probe_error: str = ""
+    #: Readiness probes in a row that got no answer in time.
+    late_probes: int = 0
     ip: str | None = None
     #: (address, port, base path), taken apart once for the plain-HTTP pool; None for https.
     address: tuple[str, int, str] | None = field(init=False, default=None)

@@ -71,6 +71,9 @@ class GatewaySettings(ServiceSettings):
     probe_interval_s: float = Field(2.0, gt=0)
     #: Seconds one readiness probe may take.
     probe_timeout_s: float = Field(1.0, gt=0)
+    #: Probes in a row without an answer in time before a ready backend leaves the rotation (a
+    #: busy backend answers late); a refused connection or a non-200 answer takes it out at once.
+    probe_late_limit: int = Field(3, ge=1)
     #: Sustained requests per second allowed per API key (token bucket refill rate).
     rate_limit_rps: float = Field(50.0, gt=0)
     #: Requests a key may send at once above the sustained rate (token bucket size).

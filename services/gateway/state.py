@@ -16,7 +16,7 @@ from .backends import local_backends as _local_backends
 from .limits import BodyBudget, RateLimiter
 from .pipeline import DocumentPipeline
 from .settings import GatewaySettings
-from .upstreams import Upstream
+from .upstreams import Upstream, probe_forever
 from .watch import ChangeDetector
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,7 @@ class Gateway:
 
     async def probe_upstreams(self) -> None:
         """Keep each backend's readiness fresh (readiness is never checked per /readyz)."""
-        while True:
-            await asyncio.gather(
-                *(u.probe(self.settings.probe_timeout_s) for u in self.upstreams.values())
-            )
-            await asyncio.sleep(self.settings.probe_interval_s)
+        await probe_forever(list(self.upstreams.values()), self.settings)
 
     async def readiness(self) -> str | None:
         """None when each upstream has a backend that answered /readyz, else why not."""

@@ -33,7 +33,7 @@ from .backends import BackendSpec
 from .breaker import State
 from .endpoints import Endpoints
 from .routing import Backend, Router, Routes
-from .settings import UpstreamSettings
+from .settings import GatewaySettings, UpstreamSettings
 from .transport import CONNECT_ERRORS, Headers, PooledTransport, Transport, header
 
 log = logging.getLogger(__name__)
@@ -106,23 +106,35 @@ class Upstream:
         errors = "; ".join(f"{b.url} ({b.endpoint}): {b.probe_error}" for b in backends)
         return f"{self.name}: no backend ready ({errors})"
 
-    async def probe(self, timeout_s: float) -> None:
-        """Ask every endpoint's /readyz, all at once, and remember the answers. The first
-        probe resolves the backend hosts first and starts their periodic resolution."""
+    async def probe(self, timeout_s: float, late_limit: int) -> None:
+        """Ask every endpoint's /readyz, all at once, and remember the answers. A ready
+        endpoint stays in rotation through ``late_limit - 1`` late probes in a row (a busy
+        backend answers late and still serves); an answer other than 200 or a failed
+        connection takes it out at once. The first probe resolves the backend hosts first and
+        starts their periodic resolution."""
         await self.endpoints.start()
 
         async def one(backend: Backend) -> None:
             try:
                 async with asyncio.timeout(timeout_s):
                     status, _, _ = await self.transport.send(backend, "GET", "/readyz", b"", [])
-                backend.ready = status == 200
-                backend.probe_error = "" if backend.ready else f"/readyz answered {status}"
-            except TimeoutError:
-                backend.ready = False
-                backend.probe_error = f"/readyz did not answer within {timeout_s:g} s"
+            except (TimeoutError, httpx.TimeoutException):
+                backend.late_probes += 1
+                if backend.ready is not True or backend.late_probes >= late_limit:
+                    backend.ready = False
+                    backend.probe_error = (
+                        f"/readyz did not answer within {timeout_s:g} s "
+                        f"({backend.late_probes} probes in a row)"
+                    )
+                return
             except httpx.HTTPError as exc:
+                backend.late_probes = 0
                 backend.ready = False
                 backend.probe_error = f"{type(exc).__name__}: {exc}" if str(exc) else repr(exc)
+                return
+            backend.late_probes = 0
+            backend.ready = status == 200
+            backend.probe_error = "" if backend.ready else f"/readyz answered {status}"
 
         await asyncio.gather(*(one(b) for b in self.routes.backends))
         for version in self.routes.versions:
@@ -300,3 +312,12 @@ class Upstream:
     async def aclose(self) -> None:
         await self.endpoints.aclose()
         await self.transport.aclose()
+
+
+async def probe_forever(upstreams: list[Upstream], settings: GatewaySettings) -> None:
+    """Keep every backend's readiness fresh: a probe round every ``probe_interval_s``."""
+    while True:
+        await asyncio.gather(
+            *(u.probe(settings.probe_timeout_s, settings.probe_late_limit) for u in upstreams)
+        )
+        await asyncio.sleep(settings.probe_interval_s)

@@ -17,7 +17,7 @@ from ..common.service import create_app
 from ..gateway.backends import UPSTREAMS, BackendsConfigError, load_backends, parse_backends
 from ..gateway.backends import local_backends as _local_backends
 from ..gateway.pipeline import DocumentPipeline
-from ..gateway.upstreams import Upstream
+from ..gateway.upstreams import Upstream, probe_forever
 from .queue import JobQueue, consumer_name
 from .settings import WorkerSettings
 from .store import JobStore, connect
@@ -71,9 +71,7 @@ def build_app(settings: WorkerSettings | None = None) -> FastAPI:
     health = Health(checks=[redis_ready])
 
     async def probe_upstreams() -> None:
-        while True:
-            await asyncio.gather(*(u.probe(settings.probe_timeout_s) for u in upstreams.values()))
-            await asyncio.sleep(settings.probe_interval_s)
+        await probe_forever(list(upstreams.values()), settings)
 
     async def take_jobs() -> None:
         while await redis_ready() is not None:  # the group exists before the first read

@@ -18,12 +18,15 @@ from PIL import Image
 from prometheus_client import REGISTRY
 
 from docsum.gateway.pins import HEADER
+from docsum.gateway.transport import Answer
 from tests.gateway.documents import ARTICLE, make_pdf, png_bytes
 from tests.gateway.inprocess import (
     DOCUMENTS,
+    Call,
     GatewayFactory,
     gateways,
     json_answer,
+    ocr_reads,
     overloaded,
     refused,
     summarizer_summarizes,
@@ -298,3 +301,40 @@ async def test_a_failed_summary_keeps_the_text_and_says_why(make_gateway: Gatewa
     assert error["stage"] == "summarize" and error["upstream"] == "summarizer"
     assert (error["status"], error["code"]) == (503, "upstream_unavailable")
     assert body["backends"] == {"ocr": "stable"}
+
+
+# --- readiness probes -----------------------------------------------------------------------
+
+
+async def test_a_busy_backend_stays_in_rotation_until_its_probes_are_late_three_times_running(
+    make_gateway: GatewayFactory,
+) -> None:
+    """A late /readyz (a busy backend) is not a no: the backend leaves the rotation only after
+    ``probe_late_limit`` late probes in a row; a refused connection takes it out at once."""
+    late = {"on": False}
+
+    def ocr(call: Call) -> Answer | Exception:
+        if call.path == "/readyz":
+            return TimeoutError() if late["on"] else json_answer(200, {"status": "ready"})
+        return ocr_reads(call)
+
+    gw = make_gateway(ocr=ocr)
+    upstream = gw.app.state.gateway.upstreams["ocr"]
+    (backend,) = upstream.routes.backends
+    await upstream.probe(0.5, 3)
+    assert backend.ready is True
+    late["on"] = True
+    for _ in range(2):
+        await upstream.probe(0.5, 3)
+        assert backend.ready is True and upstream.ready_reason() is None
+    r = await gw.post(DOCUMENTS, files={"file": ("a.png", _png(), "image/png")})
+    assert r.status_code == 200, r.text  # served while its probes are late
+    await upstream.probe(0.5, 3)
+    assert backend.ready is False
+    assert "3 probes in a row" in (upstream.ready_reason() or "")
+    late["on"] = False
+    await upstream.probe(0.5, 3)
+    assert backend.ready is True and backend.late_probes == 0
+    gw.ocr.respond = refused
+    await upstream.probe(0.5, 3)
+    assert backend.ready is False and "ConnectError" in backend.probe_error

@@ -13,7 +13,8 @@ import redis
 
 from tests.gateway.conftest import dead_url
 from tests.gateway.documents import ARTICLE, png_bytes, text_page, tiff_bytes
-from tests.support.jobs import Jobs, JobsFactory, RedisServer, wait_for
+from tests.support.jobs import Jobs, JobsFactory, RedisServer
+from tests.support.pace import wait_for
 from tests.support.services import counter
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

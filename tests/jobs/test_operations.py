@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from tests.gateway.documents import ARTICLE, png_bytes, text_page, tiff_bytes
-from tests.support.jobs import AUTH, OTHER, Jobs, JobsFactory, wait_for
+from tests.support.jobs import AUTH, OTHER, Jobs, JobsFactory
+from tests.support.pace import wait_for
 from tests.support.services import LiveService, counter, summarize_document
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

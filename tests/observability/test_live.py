@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from tests.observability.prometheus import DASHBOARDS, RULES, PrometheusServer, start_prometheus
+from tests.support.pace import patient
 from tests.support.services import ROOT, LiveService, start_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -132,7 +133,7 @@ def loaded_prometheus(
             env={**os.environ, "DOCSUM_API_KEY_FILE": str(key_file)},
             capture_output=True,
             text=True,
-            timeout=LOCUST_S + 120,
+            timeout=patient(LOCUST_S + 120),
             check=False,
         )
         assert done.returncode == 0 and summary.is_file(), done.stdout + done.stderr

@@ -18,6 +18,7 @@ import pytest
 
 from tests.ocr.busy import rectangles_tiff
 from tests.reliability.cost_rows import metric, multipart, ocr_idle_after, small_ocr
+from tests.support.pace import wait_for
 from tests.support.services import LiveService
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -37,10 +38,7 @@ def _counts(ocr: LiveService) -> dict[str, float]:
 
 def _until(ocr: LiveService, what: str, above: float, limit_s: float = 120.0) -> None:
     """Wait until the count ``what`` is past ``above``."""
-    started = time.perf_counter()
-    while _counts(ocr)[what] <= above:
-        assert time.perf_counter() - started < limit_s, f"{what} never went past {above}"
-        time.sleep(0.02)
+    wait_for(f"{what} past {above:g}", lambda: _counts(ocr)[what] > above, limit_s)
 
 
 def test_a_small_request_is_answered_within_a_few_passes_of_a_large_one(

@@ -24,6 +24,7 @@ import pytest
 from tests.gateway.conftest import SlowServer
 from tests.reliability.load import LoadLoop, LoadReport
 from tests.support.documents import page_image, png_bytes
+from tests.support.pace import wait_for
 from tests.support.services import (
     AUTH,
     LiveService,
@@ -53,14 +54,6 @@ def _record(name: str, figures: dict[str, object]) -> None:
 def _served(svc: LiveService) -> float:
     """OCR requests this replica has answered 200 (its own metrics)."""
     return counter(svc, "docsum_http_requests_total", route="/v1/ocr", method="POST", status="200")
-
-
-def _wait(predicate: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 async def _ocr_through(client: httpx.AsyncClient, gateway: LiveService) -> httpx.Response:
@@ -112,13 +105,13 @@ def test_kill_9_one_ocr_replica_under_load_loses_no_request(
     retries_before = counter(pair_gateway, "docsum_upstream_retries_total", upstream="ocr")
     served = _served(b)
     with LoadLoop(lambda c: _ocr_through(c, pair_gateway), concurrency=6) as load:
-        _wait(lambda: _served(b) >= served + 5, 30, "replica B to take a share of the load")
+        wait_for("replica B to take a share of the load", lambda: _served(b) >= served + 5, 30)
         b.proc.kill()  # SIGKILL: no drain, requests in flight on B are cut
         b.proc.wait(10)
         killed_at = load.report.sent
         time.sleep(2.0)  # A alone carries the load
         b = replica_b["svc"] = start_service("ocr", tmp_path, OCR_ENV, port=b.port)
-        _wait(lambda: _served(b) >= 3, 30, "the restarted replica B to get traffic again")
+        wait_for("the restarted replica B to get traffic again", lambda: _served(b) >= 3, 30)
         time.sleep(0.5)
     report: LoadReport = load.report
     retries = counter(pair_gateway, "docsum_upstream_retries_total", upstream="ocr")
@@ -145,7 +138,7 @@ def test_sigterm_to_one_ocr_replica_drains_it_and_loses_no_request(
     b = replica_b["svc"]
     served = _served(b)
     with LoadLoop(lambda c: _ocr_through(c, pair_gateway), concurrency=6) as load:
-        _wait(lambda: _served(b) >= served + 5, 30, "replica B to take a share of the load")
+        wait_for("replica B to take a share of the load", lambda: _served(b) >= served + 5, 30)
         b.proc.send_signal(signal.SIGTERM)
         code = b.proc.wait(40)
         time.sleep(1.0)  # new requests all go to A now
@@ -278,7 +271,7 @@ def test_sigterm_to_the_gateway_answers_what_it_took_in(
         GATEWAY_ENV,
     )
     with LoadLoop(lambda c: _ocr_through(c, gateway), concurrency=4) as load:
-        _wait(lambda: load.report.ok >= 4, 30, "the gateway to serve")
+        wait_for("the gateway to serve", lambda: load.report.ok >= 4, 30)
         gateway.proc.send_signal(signal.SIGTERM)
         code = gateway.proc.wait(40)
         time.sleep(0.3)

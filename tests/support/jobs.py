@@ -7,7 +7,6 @@ import hashlib
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 
 from docsum.jobs.redis_server import REDIS_SERVER, server_command
+from tests.support.pace import wait_for
 from tests.support.services import (
     AUTH,
     GATEWAY_KEY,
@@ -38,18 +38,6 @@ WORKER_ENV = {
     "DOCSUM_WORKER_DRAIN_S": "5",
     "DOCSUM_WORKER_PROBE_INTERVAL_S": "0.5",
 }
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout_s: float = 120.0) -> Any:
-    """Poll ``check`` until it returns something true; its value. Fails after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout_s:g} s")
-        time.sleep(0.1)
 
 
 class RedisServer:

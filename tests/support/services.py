@@ -140,6 +140,18 @@ def start_service(
     return svc
 
 
+#: Deadline of the tests' services: what the tests check is not the product's default deadline
+#: (tests of deadlines set their own), and a busy CI machine can be several times slower.
+PATIENT_S = "600"
+
+#: The deadlines of the tests' gateways (see PATIENT_S); ``env`` may set others.
+GATEWAY_DEADLINES = {
+    "DOCSUM_GATEWAY_REQUEST_TIMEOUT_S": PATIENT_S,
+    "DOCSUM_GATEWAY_OCR__TIMEOUT_S": PATIENT_S,
+    "DOCSUM_GATEWAY_SUMMARIZER__TIMEOUT_S": PATIENT_S,
+}
+
+
 def start_gateway(
     tmp: Path,
     backends: dict[str, list[dict[str, object]]],
@@ -156,6 +168,7 @@ def start_gateway(
         "DOCSUM_GATEWAY_API_KEYS_FILE": str(keys),
         "DOCSUM_GATEWAY_BACKENDS_FILE": str(backends_file),
         "DOCSUM_GATEWAY_PROBE_INTERVAL_S": "0.5",
+        **GATEWAY_DEADLINES,
         **(env or {}),
     }
     return start_service("gateway", tmp, full_env, wait=wait)

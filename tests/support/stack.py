@@ -8,10 +8,11 @@ from pathlib import Path
 
 import psutil
 
-from .services import LiveService, start_gateway, start_service
+from .services import PATIENT_S, LiveService, start_gateway, start_service
 
 #: The OCR settings of the tests' OCR services.
 OCR_ENV = {
+    "DOCSUM_OCR_REQUEST_TIMEOUT_S": PATIENT_S,
     "DOCSUM_OCR_BATCH__MAX_WAIT_MS": "20",
     "DOCSUM_OCR_MAX_BODY_BYTES": "2000000",
     "DOCSUM_OCR_MAX_PIXELS": "20000000",
@@ -19,6 +20,7 @@ OCR_ENV = {
 
 #: ... and of the tests' summarizer.
 SUMMARIZER_ENV = {
+    "DOCSUM_SUMMARIZER_REQUEST_TIMEOUT_S": PATIENT_S,
     "DOCSUM_SUMMARIZER_BATCH__MAX_WAIT_MS": "20",
     "DOCSUM_SUMMARIZER_MAX_TEXT_BYTES": "200000",
 }
