@@ -97,7 +97,8 @@ class ModelServiceSettings(ServiceSettings):
 
     #: "auto" picks CUDA when present, else CPU.
     device: str = "auto"
-    #: Intra-op threads for torch on CPU; 0 means torch's default (one per core).
+    #: Intra-op threads for torch on CPU; 0: the CPUs the process may use, capped by the
+    #: container's CPU limit.
     torch_threads: int = Field(0, ge=0)
     #: Keep freed memory in the heap for reuse (see common/heap.py): faster forward passes,
     #: resident memory that stays at its peak.

@@ -6,6 +6,8 @@ Only model services import this (the gateway has no torch).
 from __future__ import annotations
 
 import logging
+import math
+import os
 from pathlib import Path
 
 import torch
@@ -50,9 +52,33 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     return torch.bfloat16 if cpu_has_bf16() else None
 
 
+def cpu_quota(cgroup: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """CPUs' worth of time this process's cgroup may use (a container's CPU limit), or None
+    when unlimited or unknown. Reads cgroup v2 ``cpu.max``, else v1 ``cpu.cfs_quota_us``."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text().strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text().strip()
+        except OSError:
+            return None
+    if not (quota.isdigit() and period.isdigit() and int(period) > 0):  # "max", "-1": none
+        return None
+    return int(quota) / int(period)
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this process can keep busy: those it may run on, capped by its CPU limit
+    (rounded up). torch's default (every core of the node) oversubscribes a limited pod."""
+    cpus = len(os.sched_getaffinity(0))
+    quota = cpu_quota(cgroup)
+    return max(1, min(cpus, math.ceil(quota))) if quota else cpus
+
+
 def configure_runtime(threads: int, keep_freed_memory: bool) -> None:
-    """Set up the process for a model: torch's intra-op threads (0 keeps torch's default of
-    one per core), numpy's BLAS held to one thread, and, if asked, freed memory kept for
+    """Set up the process for a model: torch's intra-op threads (0: :func:`usable_cpus`),
+    numpy's BLAS held to one thread, and, if asked, freed memory kept for
     reuse (:mod:`.heap`).
 
     The model services' numpy work is small (a document's sentence similarities, page
@@ -60,8 +86,7 @@ def configure_runtime(threads: int, keep_freed_memory: bool) -> None:
     after the call: the next forward pass then shares its cores with them (docs/decisions.md,
     "numpy's BLAS held to one thread").
     """
-    if threads > 0:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads if threads > 0 else usable_cpus())
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from ..common.torch_device import usable_cpus
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
 
@@ -110,7 +112,7 @@ def quantized_session(model: PreTrainedModel, threads: int) -> object:
                 extra_options={"DefaultTensorType": 1},  # float
             )
             options = ort.SessionOptions()
-            options.intra_op_num_threads = threads  # 0: one per physical core
+            options.intra_op_num_threads = threads or usable_cpus()
             options.log_severity_level = 3  # its warnings are about graph rewrites it chose
             session = ort.InferenceSession(str(int8), options, providers=["CPUExecutionProvider"])
     finally:
