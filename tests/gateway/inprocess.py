@@ -129,11 +129,13 @@ class Gateway:
 GatewayFactory = Callable[..., Gateway]
 
 #: The backends file: one stable version of each upstream, and a summarizer canary of weight 0.
+#: Addresses, not host names: a name goes to the system resolver, which takes seconds to give
+#: up where no DNS server answers (as in CI), and the test's event loop waits for it to end.
 BACKENDS = {
-    "ocr": [{"url": "http://ocr.invalid:8081", "version": "stable"}],
+    "ocr": [{"url": "http://127.0.0.1:8081", "version": "stable"}],
     "summarizer": [
-        {"url": "http://summarizer.invalid:8082", "version": "stable"},
-        {"url": "http://canary.invalid:8082", "version": "canary", "weight": 0},
+        {"url": "http://127.0.0.1:8082", "version": "stable"},
+        {"url": "http://127.0.0.2:8082", "version": "canary", "weight": 0},
     ],
 }
 

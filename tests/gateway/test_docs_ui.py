@@ -15,6 +15,7 @@ import pytest
 from docsum.gateway.app import build_app
 from docsum.gateway.auth import hash_key
 from docsum.gateway.settings import GatewaySettings
+from tests.gateway.inprocess import BACKENDS
 
 
 @pytest.fixture
@@ -22,14 +23,7 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     keys = tmp_path / "keys"
     keys.write_text(f"tests:{hash_key('k')}\n")
     backends = tmp_path / "backends.json"
-    backends.write_text(
-        json.dumps(
-            {
-                "ocr": [{"url": "http://ocr.invalid:8081", "version": "stable"}],
-                "summarizer": [{"url": "http://summarizer.invalid:8082", "version": "stable"}],
-            }
-        )
-    )
+    backends.write_text(json.dumps(BACKENDS))
     settings = GatewaySettings(api_keys_file=keys, backends_file=backends, reload_interval_s=0)
     app = build_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
