@@ -90,7 +90,7 @@ soak: setup ## 10 min of mixed load on the stack, RSS sampled: growth < 5 % → 
 	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
 
 OCR_RUN ?= .runs/ocr-ft
-# The shipped weights' schedule (the second fine-tune, see MODEL_CARD.md): a larger OCR_HOURS
+# The shipped weights' schedule (the third fine-tune, see MODEL_CARD.md): a larger OCR_HOURS
 # trains on.
 OCR_HOURS ?= 1.45
 OCR_LR ?= 5e-4
