@@ -36,8 +36,8 @@ run: setup redis ## gateway :8080, ocr :8081, summarizer :8082, worker :8083, Re
 test: setup k8s-check redis ## the whole suite (k8s-check first)
 	$(PY) -m pytest -q
 
-test-fast: setup ## unit tests only (no real servers, no model)
-	$(PY) -m pytest -q -m "not slow and not integration"
+test-fast: setup ## unit tests only (no real servers, no model), on every core
+	$(PY) -m pytest -q -n auto -m "not slow and not integration"
 
 lint: setup ## ruff + mypy
 	$(VENV)/bin/ruff check services tests bench loadtests monitoring scripts
